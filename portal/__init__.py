@@ -1,0 +1,116 @@
+"""Tessera: the membership-marketing portal."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, request, session
+
+from portal import clock
+from portal import config as config_module
+from portal.db import db as database
+from portal.extensions import babel, csrf, htmx, limiter, login_manager
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder="../templates", static_folder="../static",
+                instance_path=str(config_module.INSTANCE))
+    app.config.update(config_module.load(config))
+    logging.basicConfig(level=logging.INFO)
+    clock.set_timezone(app.config["TIMEZONE"])
+
+    database.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    login_manager.login_view = "members.sign_in"
+    login_manager.login_message = None
+
+    from portal import jobs
+    from portal.jobs import huey
+
+    if app.config["HUEY_IMMEDIATE"]:
+        huey.immediate = True
+    jobs._app = jobs._app or app
+
+    _register_blueprints(app)
+    _register_hooks(app)
+
+    from portal import cli
+    from portal.web import errors, filters
+
+    errors.register(app)
+    filters.register(app)
+    filters.register_labels(app)
+    cli.register(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from portal.admin.views import bp as admin_bp
+    from portal.members.views import bp as members_bp
+    from portal.web.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(members_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+
+
+def select_locale() -> str:
+    from flask import has_request_context
+
+    from portal.web.auth import current_member, current_staff
+
+    languages = app_languages()
+    if "locale_override" in g:
+        return g.locale_override
+    if not has_request_context():
+        return "en"
+    member = current_member._get_current_object()
+    if member is not None and member.locale in languages:
+        return member.locale
+    staff = current_staff()
+    if staff is not None and staff.locale in languages:
+        return staff.locale
+    if session.get("locale") in languages:
+        return session["locale"]
+    for lang, _quality in request.accept_languages:
+        lang = lang.lower()
+        if lang.startswith("zh"):
+            return "zh_Hans"
+        if lang.startswith("en"):
+            return "en"
+    return "en"
+
+
+def app_languages() -> dict:
+    from flask import current_app
+
+    return current_app.config["LANGUAGES"]
+
+
+def _register_hooks(app: Flask) -> None:
+    from portal.web import security
+    from portal.web.auth import current_member, enforce_idle_timeout, is_previewing
+
+    app.before_request(enforce_idle_timeout)
+    app.after_request(security.add_security_headers)
+    if app.config["SESSION_COOKIE_SECURE"]:
+        app.after_request(security.add_hsts)
+
+    @app.context_processor
+    def _globals():
+        from flask_babel import get_locale
+
+        from portal.web.auth import current_staff
+
+        return {
+            "current_member": current_member,
+            "current_staff": current_staff(),
+            "previewing": is_previewing(),
+            "languages": app.config["LANGUAGES"],
+            "current_locale": str(get_locale()),
+            "merchant_name": app.config["MERCHANT_NAME"],
+        }

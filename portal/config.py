@@ -1,0 +1,84 @@
+"""Settings from TESSERA_* environment variables, with safe development defaults."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+DEV_SECRET = "dev-only-secret-key-not-for-production"
+
+
+class ConfigError(RuntimeError):
+    """The environment is not safe to start in."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"TESSERA_{name}", default)
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = _env(name)
+    return default if value is None else value.lower() in {"1", "true", "yes", "on"}
+
+
+def load(overrides: dict | None = None) -> dict:
+    """Build the Flask config. `overrides` (tests, bench) win over the environment."""
+    env = (overrides or {}).get("ENV") or _env("ENV", "development")
+    dev_like = env in {"development", "test"}
+    secret = _env("SECRET_KEY")
+    if not secret:
+        if not dev_like:
+            raise ConfigError("TESSERA_SECRET_KEY must be set outside development and test.")
+        secret = DEV_SECRET
+    redis_url = _env("REDIS_URL")
+    cfg = {
+        "ENV": env,
+        "TESTING": env == "test",
+        "SECRET_KEY": secret,
+        "DATABASE_URL": _env("DATABASE_URL", f"sqlite:///{INSTANCE / 'tessera.db'}"),
+        "REDIS_URL": redis_url,
+        "UPLOAD_DIR": _env("UPLOAD_DIR", str(INSTANCE / "uploads")),
+        "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+        # The merchant's local time decides "today", birthdays and member days.
+        "TIMEZONE": _env("TIMEZONE", "Asia/Shanghai"),
+        "DEFAULT_REGION": _env("DEFAULT_REGION", "CN"),
+        "DEFAULT_CURRENCY": _env("DEFAULT_CURRENCY", "CNY"),
+        "MERCHANT_NAME": _env("MERCHANT_NAME", "Tessera"),
+        "BRAND_COLOR": _env("BRAND_COLOR", "#0f766e"),
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "translations"),
+        "LANGUAGES": {"en": "English", "zh_Hans": "简体中文"},
+        # Sessions: server-revocable through a version on the user; idle expiry per kind.
+        "SESSION_COOKIE_SECURE": not dev_like,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=30),
+        "MEMBER_IDLE_TIMEOUT": timedelta(days=30),
+        "STAFF_IDLE_TIMEOUT": timedelta(hours=8),
+        "REMEMBER_COOKIE_DURATION": timedelta(seconds=0),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": not dev_like,
+        # One-time codes and their limits.
+        "OTP_TTL": timedelta(minutes=5),
+        "OTP_RESEND_AFTER": timedelta(seconds=60),
+        "OTP_MAX_ATTEMPTS": 5,
+        "OTP_SEND_LIMIT_PER_NUMBER": _env("OTP_SEND_LIMIT_PER_NUMBER", "5 per hour"),
+        "OTP_SEND_LIMIT_PER_IP": _env("OTP_SEND_LIMIT_PER_IP", "30 per hour"),
+        "STAFF_MAX_FAILED_SIGNINS": 5,
+        "STAFF_LOCKOUT": timedelta(minutes=15),
+        # Outbox senders: "log" writes messages to the log (development); "smtp" sends mail.
+        "SMS_SENDER": _env("SMS_SENDER", "log"),
+        "EMAIL_SENDER": _env("EMAIL_SENDER", "log"),
+        "SMTP_URL": _env("SMTP_URL"),
+        # The dev banner shows the last code sent to a number; never on in production.
+        "SHOW_DEV_CODES": dev_like and _flag("SHOW_DEV_CODES", True),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "HUEY_IMMEDIATE": env == "test",
+    }
+    if overrides:
+        cfg.update(overrides)
+    return cfg

@@ -1,0 +1,96 @@
+"""The job queue: Huey, with a task registry and the periodic schedule.
+
+Huey only wakes work up. Pending work (a due grant, an undelivered message) lives in our
+tables, and every periodic sweep picks up what an earlier run missed, so a task lost with
+a dying worker is redone by the next tick. Storage: SQLite file by default (no server),
+Redis when TESSERA_REDIS_URL is set; immediate (in-process) under tests.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import wraps
+
+from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
+
+from portal.config import INSTANCE
+
+log = logging.getLogger(__name__)
+
+
+def _make_huey():
+    if os.environ.get("TESSERA_ENV") == "test":
+        return MemoryHuey("tessera", immediate=True)
+    if url := os.environ.get("TESSERA_REDIS_URL"):
+        return RedisHuey("tessera", url=url)
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("tessera", filename=os.environ.get(
+        "TESSERA_HUEY_FILE", str(INSTANCE / "huey.db")))
+
+
+huey = _make_huey()
+
+_app = None
+# Work the minute tick runs, in registration order: name -> callable(session).
+TICK_HANDLERS: dict[str, Callable] = {}
+
+
+def _app_context():
+    """Tasks run inside an app context: the web request's, or the consumer's own app."""
+    from flask import has_app_context
+
+    if has_app_context():
+        return nullcontext()
+    global _app
+    if _app is None:
+        from portal import create_app
+
+        _app = create_app()
+    return _app.app_context()
+
+
+def task(**options):
+    """A queued task that runs with an app context and its own database session."""
+
+    def decorate(fn):
+        @wraps(fn)
+        def run(*args, **kwargs):
+            with _app_context():
+                return fn(*args, **kwargs)
+
+        return huey.task(name=fn.__name__, **options)(run)
+
+    return decorate
+
+
+def on_tick(name: str):
+    """Register a sweep the minute tick runs. Sweeps must be idempotent."""
+
+    def decorate(fn):
+        TICK_HANDLERS[name] = fn
+        return fn
+
+    return decorate
+
+
+def run_tick() -> dict[str, object]:
+    """Run every registered sweep once; one failing sweep does not stop the others."""
+    from portal.db import db
+
+    results: dict[str, object] = {}
+    with _app_context():
+        for name, handler in TICK_HANDLERS.items():
+            try:
+                results[name] = handler(db.session)
+            except Exception:  # noqa: BLE001 - logged, retried on the next tick
+                log.exception("tick handler %s failed", name)
+                results[name] = "failed"
+                db.session.rollback()
+    return results
+
+
+@huey.periodic_task(crontab(minute="*"), name="tick")
+def tick():
+    return run_tick()

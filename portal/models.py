@@ -1,0 +1,19 @@
+"""Every model, imported once so Alembic and the tests see the whole schema."""
+from portal.db import Base
+from portal.ledger import Account, Entry  # noqa: F401
+from portal.members.models import (  # noqa: F401
+    CardPlan,
+    Member,
+    MemberCard,
+    OneTimeCode,
+    RegistrationField,
+    RegistrationPage,
+    Store,
+    Tag,
+    Tier,
+    TrackingLink,
+)
+from portal.notifications.models import OutboxMessage  # noqa: F401
+from portal.staff.models import AuditEntry, StaffUser  # noqa: F401
+
+metadata = Base.metadata

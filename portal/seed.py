@@ -1,0 +1,103 @@
+"""Demo data for `make run`: one merchant with stores, plans, staff, a registration page
+with tracking links, and 200 members from varied sources. Idempotent."""
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import clock
+from portal.db import transaction
+from portal.members.models import (
+    CardPlan,
+    Member,
+    PageStatus,
+    RegistrationField,
+    RegistrationPage,
+    Store,
+    Tier,
+    TrackingLink,
+)
+from portal.members.services import issue_card
+from portal.staff.models import Role, StaffUser
+from portal.staff.services import hash_password
+
+DEMO_PASSWORD = "tessera-demo"
+GIVEN = ["Wei", "Fang", "Lei", "Jing", "Min", "Tao", "Yan", "Hui", "Emma", "Oliver", "Mia",
+         "Lucas", "Chloe", "Noah", "Grace", "Leo", "Ava", "Ethan", "Ruby", "Sam"]
+FAMILY = ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Smith", "Brown",
+          "Taylor", "Wilson", "Lee", "Martin", "Walker", "Young"]
+SOURCES = [("spring-launch", "poster", "table-card"), ("spring-launch", "instagram", "story"),
+           ("weekday-lunch", "flyer", "street"), (None, None, None), ("referral", "friend", None)]
+
+
+def seed_demo(session: Session) -> dict[str, int]:
+    if session.scalar(select(Store.id).where(Store.code == "HQ01")) is not None:
+        return {}
+    rng = random.Random(2026)
+    with transaction(session):
+        stores = [Store(name=n, code=c, organisation="Harbour Coffee Co.", store_group=g)
+                  for n, c, g in (("Harbour Coffee · Bund", "HQ01", "Shanghai"),
+                                  ("Harbour Coffee · Jing'an", "JA02", "Shanghai"),
+                                  ("Harbour Coffee · Sanlitun", "SL03", "Beijing"))]
+        session.add_all(stores)
+        regular = CardPlan(name="Harbour Card", currency="CNY", validity_days=None,
+                           color="#0f766e", is_default=True)
+        student = CardPlan(name="Campus Card", currency="CNY", validity_days=365,
+                           color="#7c3aed")
+        session.add_all([regular, student])
+        session.flush()
+        session.add_all([Tier(plan_id=regular.id, name="Member", rank=0),
+                         Tier(plan_id=student.id, name="Student", rank=0)])
+        staff = [
+            StaffUser(email="owner@demo.tessera", name="Olivia Owner", role=Role.OWNER,
+                      password_hash=hash_password(DEMO_PASSWORD)),
+            StaffUser(email="manager@demo.tessera", name="Ming Manager", role=Role.MANAGER,
+                      password_hash=hash_password(DEMO_PASSWORD)),
+            StaffUser(email="clerk@demo.tessera", name="Chen Clerk", role=Role.CLERK,
+                      store_id=stores[0].id, password_hash=hash_password(DEMO_PASSWORD)),
+        ]
+        session.add_all(staff)
+        page = RegistrationPage(
+            name="Spring launch", title="Join Harbour Coffee", slug="join",
+            intro="Become a member: collect points on every cup and get a welcome treat.",
+            plan_id=regular.id, status=PageStatus.PUBLISHED, published_at=clock.now(),
+            share_title="Join Harbour Coffee", share_summary="Points on every cup.")
+        page.fields = [RegistrationField(attribute="full_name", required=True, position=0),
+                       RegistrationField(attribute="born_on", required=False, position=1),
+                       RegistrationField(attribute="email", required=False, position=2)]
+        session.add(page)
+        session.flush()
+        links = [TrackingLink(page_id=page.id, code=code, campaign=c or "", source=s or "",
+                              content=t or "", visit_count=v)
+                 for code, (c, s, t), v in (("poster1", SOURCES[0], 140),
+                                            ("insta01", SOURCES[1], 210),
+                                            ("flyer01", SOURCES[2], 95))]
+        session.add_all(links)
+        session.flush()
+        page.visit_count = 520
+        now = clock.now()
+        for i in range(200):
+            link = rng.choice(links + [None, None])
+            campaign, source, content = ((link.campaign, link.source, link.content)
+                                         if link else rng.choice(SOURCES[3:]))
+            member = Member(
+                full_name=f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}",
+                mobile=f"+86138{i:08d}", mobile_verified=True,
+                email=f"member{i}@example.com" if rng.random() < 0.6 else None,
+                born_on=date(1960, 1, 1) + timedelta(days=rng.randrange(0, 16000))
+                if rng.random() < 0.7 else None,
+                gender=rng.choice(["female", "male", "other", "undisclosed", None]),
+                enroll_page_id=page.id if link or rng.random() < 0.3 else None,
+                enroll_link_id=link.id if link else None,
+                enroll_campaign=campaign, enroll_source=source, enroll_content=content,
+                enroll_store_id=rng.choice(stores).id,
+                created_at=now - timedelta(days=rng.randrange(0, 120), minutes=i))
+            session.add(member)
+            session.flush()
+            if i % 10 != 9:  # every tenth one stays a customer without a card
+                issue_card(session, member, student if i % 7 == 0 else regular)
+    return {"stores": 3, "card plans": 2, "staff": 3, "registration pages": 1,
+            "tracking links": 3, "members": 200}

@@ -1,0 +1,80 @@
+"""Template filters: money, dates and numbers always through Babel in the viewer's locale."""
+from __future__ import annotations
+
+import segno
+from flask_babel import format_date, format_datetime, format_decimal, format_percent, get_locale
+from markupsafe import Markup
+
+from portal import clock
+from portal.members.attributes import display_mobile
+from portal.money import Money
+
+
+def money(minor: int | None, currency: str) -> str:
+    return Money(minor or 0, currency).format(str(get_locale() or "en"))
+
+
+def date(value, fmt: str = "medium") -> str:
+    return format_date(value, fmt) if value else ""
+
+
+def datetime_(value, fmt: str = "medium") -> str:
+    return format_datetime(clock.local(value), fmt) if value else ""
+
+
+def number(value) -> str:
+    return format_decimal(value or 0)
+
+
+def percent(value) -> str:
+    return "—" if value is None else format_percent(value, "#,##0.0%")
+
+
+def qr_svg(data: str, scale: int = 6, title: str = "") -> Markup:
+    """An inline SVG QR code (no script, no style attributes: CSP-safe)."""
+    svg = segno.make(data, error="m").svg_inline(scale=scale, border=2, title=title or None,
+                                                 svgclass="qr", lineclass=None,
+                                                 omitsize=True)
+    return Markup(svg)
+
+
+def gender_label(value: str | None) -> str:
+    from portal.members.attributes import GENDER_LABELS
+
+    return str(GENDER_LABELS.get(value, "")) if value else ""
+
+
+def register(app) -> None:
+    app.add_template_filter(money, "money")
+    app.add_template_filter(date, "date")
+    app.add_template_filter(datetime_, "datetime")
+    app.add_template_filter(number, "number")
+    app.add_template_filter(percent, "percent")
+    app.add_template_filter(display_mobile, "mobile")
+    app.add_template_global(qr_svg, "qr_svg")
+    app.add_template_global(gender_label, "gender_label")
+
+
+def role_label(value: str) -> str:
+    from flask_babel import lazy_gettext as _l
+
+    return str({"owner": _l("Owner"), "manager": _l("Manager"), "clerk": _l("Clerk")}
+               .get(value, value))
+
+
+def status_label(value: str) -> str:
+    from flask_babel import lazy_gettext as _l
+
+    return str({"normal": _l("Normal"), "abnormal": _l("Abnormal")}.get(value, value))
+
+
+def card_status_label(value: str) -> str:
+    from flask_babel import lazy_gettext as _l
+
+    return str({"active": _l("Active"), "frozen": _l("Frozen"), "expired": _l("Expired")}
+               .get(value, value))
+
+
+def register_labels(app) -> None:
+    for fn in (role_label, status_label, card_status_label):
+        app.add_template_global(fn, fn.__name__)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from portal.db import db
+from portal.members import services as members
+from portal.notifications.models import OutboxMessage
+from portal.staff.models import Role
+from tests.factories import (
+    CardPlanFactory,
+    MemberFactory,
+    RegistrationPageFactory,
+    StaffFactory,
+    StoreFactory,
+    TrackingLinkFactory,
+)
+
+
+@pytest.fixture
+def plan():
+    return CardPlanFactory()
+
+
+@pytest.fixture
+def store():
+    return StoreFactory()
+
+
+@pytest.fixture
+def member(plan):
+    m = MemberFactory()
+    from portal.db import transaction
+
+    with transaction(db.session):
+        members.issue_card(db.session, db.session.merge(m), plan)
+    return m
+
+
+@pytest.fixture
+def other_member(plan):
+    m = MemberFactory()
+    from portal.db import transaction
+
+    with transaction(db.session):
+        members.issue_card(db.session, db.session.merge(m), plan)
+    return m
+
+
+@pytest.fixture
+def page(plan):
+    return RegistrationPageFactory(plan=plan)
+
+
+@pytest.fixture
+def link(page):
+    return TrackingLinkFactory(page=page)
+
+
+@pytest.fixture
+def owner():
+    return StaffFactory(role=Role.OWNER)
+
+
+@pytest.fixture
+def manager():
+    return StaffFactory(role=Role.MANAGER)
+
+
+@pytest.fixture
+def clerk(store):
+    return StaffFactory(role=Role.CLERK, store_id=store.id)
+
+
+def sign_in_as(client, user) -> None:
+    """Put a signed-in session in the test client's cookie (no code round trip)."""
+    prefix = "s" if user.__tablename__ == "staff_users" else "m"
+    with client.session_transaction() as s:
+        s["_user_id"] = f"{prefix}:{user.id}:{user.session_version}"
+        s["_fresh"] = True
+
+
+@pytest.fixture
+def member_client(client, member):
+    sign_in_as(client, member)
+    return client
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    sign_in_as(client, owner)
+    return client
+
+
+def last_code(mobile: str) -> str:
+    """The code in the newest text message to `mobile` (what the member would read)."""
+    message = db.session.query(OutboxMessage).filter_by(recipient=mobile, template="otp") \
+        .order_by(OutboxMessage.id.desc()).first()
+    db.session.rollback()
+    return re.search(r"\b(\d{6})\b", message.body).group(1)

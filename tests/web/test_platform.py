@@ -1,0 +1,75 @@
+"""Cross-cutting behaviour: security headers, CSRF, errors, health, sessions."""
+from __future__ import annotations
+
+from unittest import mock
+
+from sqlalchemy.exc import OperationalError
+
+
+def test_every_page_has_a_strict_csp_and_security_headers(client):
+    r = client.get("/sign-in")
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp \
+        and "unsafe-eval" not in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"]
+
+
+def test_pages_have_no_inline_script_or_style(client, page):
+    for url in ("/", "/sign-in", f"/r/{page.slug}", "/admin/sign-in"):
+        body = client.get(url).get_data(as_text=True)
+        assert "<script>" not in body and " style=" not in body and "<style" not in body
+        assert "hx-on" not in body
+
+
+def test_missing_csrf_token_gets_the_400_page(client, csrf_on, member):
+    r = client.post("/sign-in", data={"mobile": member.mobile})
+    assert r.status_code == 400
+    assert "<h1>" in r.get_data(as_text=True)
+
+
+def test_csrf_token_in_the_htmx_header_is_accepted(client, csrf_on, member):
+    body = client.get("/sign-in").get_data(as_text=True)
+    import re
+
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', body).group(1)
+    r = client.post("/sign-in", data={"mobile": member.mobile},
+                    headers={"X-CSRFToken": token, "HX-Request": "true"})
+    assert r.status_code == 303
+
+
+def test_error_pages_in_both_languages(client):
+    assert "Page not found" in client.get("/nope").get_data(as_text=True)
+    zh = client.get("/nope", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "页面" in zh
+
+
+def test_healthz_reports_the_database(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json == {"status": "ok", "db": "ok"}
+
+
+def test_healthz_is_503_when_the_database_is_down(client):
+    from portal.db import db
+
+    with mock.patch.object(db.session, "execute",
+                           side_effect=OperationalError("SELECT 1", {}, Exception("down"))):
+        r = client.get("/healthz")
+    assert r.status_code == 503 and r.json["db"] == "down"
+
+
+def test_idle_member_session_expires(client, member):
+    from datetime import UTC, datetime, timedelta
+
+    from portal import clock
+    from tests.fixtures import sign_in_as
+
+    clock.freeze(datetime(2026, 1, 1, tzinfo=UTC))
+    sign_in_as(client, member)
+    assert client.get("/card").status_code == 200
+    clock.advance(timedelta(days=31))
+    assert client.get("/card").status_code == 302
+
+
+def test_htmx_responses_vary_on_hx_request(client):
+    assert "HX-Request" in client.get("/sign-in").headers.get("Vary", "")
