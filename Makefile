@@ -23,7 +23,7 @@ static/vendor/.installed: package.json package-lock.json
 	touch $@
 
 translations/.compiled: $(VENV)/.installed $(wildcard translations/*/LC_MESSAGES/messages.po)
-	$(VENV)/bin/pybabel compile --use-fuzzy -q -d translations
+	$(VENV)/bin/pybabel compile -d translations
 	touch $@
 
 run: install

@@ -106,7 +106,13 @@ def _register_hooks(app: Flask) -> None:
 
         from portal.web.auth import current_staff
 
+        macros = app.jinja_env.get_template("_macros/forms.html").module
         return {
+            # Form macros for every template and every fragment: a block rendered alone
+            # does not run its template's top-level imports.
+            "field": macros.field,
+            "form_errors": macros.form_errors,
+            "csrf": macros.csrf,
             "current_member": current_member,
             "current_staff": current_staff(),
             "previewing": is_previewing(),

@@ -72,13 +72,25 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def _session_scope() -> int:
+    """One session per app context (so per request, per task), else per thread."""
+    from flask import has_app_context
+    from flask.globals import app_ctx
+
+    if has_app_context():
+        return id(app_ctx._get_current_object())
+    import threading
+
+    return threading.get_ident()
+
+
 class Database:
     """Holds the engine and the scoped session; bound to an app by init_app."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.session: scoped_session[Session] = scoped_session(
-            sessionmaker(expire_on_commit=False)
+            sessionmaker(expire_on_commit=False), scopefunc=_session_scope
         )
 
     def init_app(self, app) -> None:

@@ -32,6 +32,8 @@ class IsolatedClient(FlaskClient):
     (and its `g`, where Flask-Login caches the user) must not leak into requests."""
 
     def open(self, *args, **kwargs):
+        # End the test's own read transaction: on SQLite it would pin an old snapshot.
+        db.session.commit()
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 

@@ -12,6 +12,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from portal.members.attributes import ATTRIBUTES
@@ -27,10 +28,10 @@ class SignInForm(FlaskForm):
 
 
 class CustomerForm(FlaskForm):
-    kind = RadioField(_l("Add as"), choices=[("member", _l("Member (issue a card)")),
-                                             ("customer", _l("Customer (no card yet)"))],
+    kind = RadioField(_l("Add as"), choices=[SelectChoice("member", _l("Member (issue a card)")),
+                               SelectChoice("customer", _l("Customer (no card yet)"))],
                       default="member")
-    plan_id = SelectField(_l("Card plan"), coerce=int, choices=[])
+    plan_id = SelectField(_l("Card plan"), coerce=int, choices=[], validate_choice=False)
     store_id = SelectField(_l("Store"), coerce=int, choices=[])
     mobile = StringField(_l("Mobile number"), render_kw=MOBILE_KW)
     full_name = attribute_field("full_name", required=True)
@@ -52,7 +53,8 @@ class PageForm(FlaskForm):
                                                  "pattern": "[a-z0-9][a-z0-9-]+[a-z0-9]"})
     intro = TextAreaField(_l("Introduction"), validators=[Length(max=2000)],
                           render_kw={"rows": 3})
-    plan_id = SelectField(_l("Card plan for new members"), coerce=int, choices=[])
+    plan_id = SelectField(_l("Card plan for new members"), coerce=int, choices=[],
+                          validate_choice=False)
     after_submit_url = StringField(_l("After sign-up, go to"), validators=[Length(max=500)])
     existing_member_url = StringField(_l("Members who open the page go to"),
                                       validators=[Length(max=500)])
@@ -65,7 +67,7 @@ class PageForm(FlaskForm):
 
 class FieldAddForm(FlaskForm):
     attribute = SelectField(_l("Member attribute"), choices=[
-        (name, attr.label) for name, attr in ATTRIBUTES.items()])
+        SelectChoice(name, attr.label) for name, attr in ATTRIBUTES.items()])
     required = BooleanField(_l("Required"))
 
 

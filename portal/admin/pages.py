@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
 from portal.admin.forms import FieldAddForm, LinkForm, PageForm
 from portal.admin.views import MANAGERS, bp
@@ -11,14 +12,14 @@ from portal.members import services as members
 from portal.members.attributes import ATTRIBUTES
 from portal.members.errors import MemberError
 from portal.web.auth import current_staff, staff_required
-from portal.web.forms import EmptyForm, apply_error
+from portal.web.forms import EmptyForm, apply_error, shown_status
 from portal.web.render import render
 from portal.web.uploads import UploadError, save_public_image
 
 
 def _page_form(page=None) -> PageForm:
     form = PageForm(obj=page if request.method == "GET" else None)
-    form.plan_id.choices = [(p.id, p.name) for p in members.plans(db.session)]
+    form.plan_id.choices = [SelectChoice(p.id, p.name) for p in members.plans(db.session)]
     return form
 
 
@@ -46,13 +47,13 @@ def page_new():
         flash(_("The page is created as a draft. Choose its fields, then publish it."),
               "success")
         return redirect(url_for("admin.page_edit", page_id=page.id), 303)
-    return render("admin/pages/new.html", form=form)
+    return render("admin/pages/new.html", form=form, status=shown_status())
 
 
 def _edit_context(page, form=None, field_form=None, link_form=None):
     used = {f.attribute for f in page.fields}
     field_form = field_form or FieldAddForm()
-    field_form.attribute.choices = [(n, a.label) for n, a in ATTRIBUTES.items()
+    field_form.attribute.choices = [SelectChoice(n, a.label) for n, a in ATTRIBUTES.items()
                                     if n not in used]
     return {"page": page, "form": form or _page_form(page), "field_form": field_form,
             "link_form": link_form or LinkForm(), "action_form": EmptyForm(),
@@ -90,9 +91,7 @@ def page_edit(page_id: int):
             return render("admin/pages/edit.html", status=422, **_edit_context(page, form))
         flash(_("The page is saved."), "success")
         return redirect(url_for("admin.page_edit", page_id=page.id), 303)
-    if request.method == "POST":
-        return render("admin/pages/edit.html", status=422, **_edit_context(page, form))
-    return render("admin/pages/edit.html", **_edit_context(page, form))
+    return render("admin/pages/edit.html", status=shown_status(), **_edit_context(page, form))
 
 
 @bp.post("/pages/<int:page_id>/publish")
@@ -116,7 +115,7 @@ def page_publish(page_id: int):
 def field_add(page_id: int):
     page = _load(page_id)
     form = FieldAddForm()
-    form.attribute.choices = [(n, a.label) for n, a in ATTRIBUTES.items()]
+    form.attribute.choices = [SelectChoice(n, a.label) for n, a in ATTRIBUTES.items()]
     if not form.validate_on_submit():
         abort(400)
     try:
@@ -192,7 +191,7 @@ def link_edit(link_id: int):
             return render("admin/pages/link.html", link=link, form=form, status=422)
         flash(_("The tracking link is saved."), "success")
         return redirect(url_for("admin.page_edit", page_id=link.page_id), 303)
-    return render("admin/pages/link.html", link=link, form=form)
+    return render("admin/pages/link.html", link=link, form=form, status=shown_status())
 
 
 @bp.get("/links/<int:link_id>/print")

@@ -6,6 +6,7 @@ from dataclasses import fields as dc_fields
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
+from wtforms.fields.choices import SelectChoice
 
 from portal.admin.forms import CustomerForm, SignInForm
 from portal.db import db
@@ -16,7 +17,7 @@ from portal.staff import services as staff_services
 from portal.staff.errors import StaffError
 from portal.staff.models import Role
 from portal.web.auth import StaffPrincipal, current_staff, staff_required
-from portal.web.forms import EmptyForm, apply_error
+from portal.web.forms import EmptyForm, apply_error, shown_status
 from portal.web.render import render
 
 bp = Blueprint("admin", __name__)
@@ -44,7 +45,7 @@ def sign_in():
         if not (target.startswith("/admin") and "//" not in target):
             target = url_for("admin.dashboard")
         return redirect(target, 303)
-    return render("admin/sign_in.html", form=form)
+    return render("admin/sign_in.html", form=form, status=shown_status())
 
 
 @bp.post("/sign-out")
@@ -99,13 +100,13 @@ def member_list():
 def member_new():
     staff = current_staff()
     form = CustomerForm()
-    form.plan_id.choices = [(0, _("Choose…"))] + [(p.id, p.name)
-                                                  for p in members.plans(db.session)]
+    form.plan_id.choices = [SelectChoice(0, _("Choose…"))] + [
+        SelectChoice(p.id, p.name) for p in members.plans(db.session)]
     if staff.role == Role.CLERK:
-        form.store_id.choices = [(staff.store.id, staff.store.name)]
+        form.store_id.choices = [SelectChoice(staff.store.id, staff.store.name)]
     else:
-        form.store_id.choices = [(0, _("No store"))] + [
-            (s.id, s.name) for s in members.stores(db.session)]
+        form.store_id.choices = [SelectChoice(0, _("No store"))] + [
+            SelectChoice(s.id, s.name) for s in members.stores(db.session)]
     if form.validate_on_submit():
         try:
             member = members.add_customer(
@@ -120,7 +121,7 @@ def member_new():
             return render("admin/members/new.html", form=form, status=422)
         flash(_("%(name)s is added.", name=member.display_name), "success")
         return redirect(url_for("admin.member_detail", member_id=member.id), 303)
-    return render("admin/members/new.html", form=form)
+    return render("admin/members/new.html", form=form, status=shown_status())
 
 
 @bp.get("/members/<int:member_id>")

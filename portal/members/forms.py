@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import Field, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from portal.members.attributes import ATTRIBUTES, GENDER_LABELS
 
@@ -28,8 +29,10 @@ def attribute_field(name: str, required: bool = False) -> Field:
         return StringField(attr.label, render_kw={"type": "email", "autocomplete": "email",
                                                    **kw})
     if attr.kind == "choice":
-        return SelectField(attr.label, choices=[("", _l("Choose…"))] + [
-            (k.value, v) for k, v in GENDER_LABELS.items()], render_kw=kw)
+        # The service checks the value and says so next to the field.
+        return SelectField(attr.label, choices=[SelectChoice("", _l("Choose…"))] + [
+            SelectChoice(k.value, v) for k, v in GENDER_LABELS.items()], render_kw=kw,
+            validate_choice=False)
     if name == "address":
         return TextAreaField(attr.label, render_kw={"rows": 2, "autocomplete":
                                                     "street-address", **kw})

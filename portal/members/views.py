@@ -24,7 +24,7 @@ from portal.members.forms import CodeForm, MobileForm, ProfileForm, registration
 from portal.members.models import CodePurpose, MemberCard
 from portal.notifications import services as notifications
 from portal.web.auth import MemberUser, current_member, is_previewing, member_required
-from portal.web.forms import EmptyForm, apply_error
+from portal.web.forms import EmptyForm, apply_error, shown_status
 from portal.web.render import render
 
 bp = Blueprint("members", __name__)
@@ -101,7 +101,7 @@ def sign_in():
         session["code_id"] = otp.id
         session["next"] = _safe_next(request.args.get("next"), "")
         return redirect(url_for("members.verify"), 303)
-    return render("members/sign_in.html", form=form)
+    return render("members/sign_in.html", form=form, status=shown_status())
 
 
 @bp.route("/verify", methods=["GET", "POST"])
@@ -125,7 +125,7 @@ def verify():
             return _verify_page(otp, form, 422)
         _sign_in_member(member)
         return redirect(target, 303)
-    return _verify_page(otp, form)
+    return _verify_page(otp, form, shown_status())
 
 
 def _verify_page(otp, form, status=200):
@@ -210,7 +210,7 @@ def register(slug: str):
                           status=422)
         session["code_id"] = otp.id
         return redirect(url_for("members.verify"), 303)
-    return render("members/register.html", page=page, form=form)
+    return render("members/register.html", page=page, form=form, status=shown_status())
 
 
 # --- the signed-in member --------------------------------------------------------------
@@ -255,7 +255,8 @@ def edit_profile():
                           member=member, status=422)
         flash(_("Your profile is saved."), "success")
         return redirect(url_for("members.profile"), 303)
-    return render("members/profile_edit.html", form=form, member=member)
+    return render("members/profile_edit.html", form=form, member=member,
+                  status=shown_status())
 
 
 @bp.route("/me/mobile", methods=["GET", "POST"])
@@ -272,7 +273,7 @@ def change_mobile():
                           otp=None, status=422)
         session["mobile_code_id"] = otp.id
         return redirect(url_for("members.confirm_mobile"), 303)
-    return render("members/mobile_change.html", form=form, otp=None)
+    return render("members/mobile_change.html", form=form, otp=None, status=shown_status())
 
 
 @bp.route("/me/mobile/verify", methods=["GET", "POST"])
@@ -292,7 +293,7 @@ def confirm_mobile():
         session.pop("mobile_code_id", None)
         flash(_("Your mobile number is changed."), "success")
         return redirect(url_for("members.profile"), 303)
-    return _mobile_verify_page(otp, form)
+    return _mobile_verify_page(otp, form, shown_status())
 
 
 def _mobile_verify_page(otp, form, status=200):

@@ -17,5 +17,12 @@ def apply_error(form: FlaskForm, error) -> None:
             form.form_errors.append(message)
 
 
+def shown_status() -> int:
+    """The status of a form page: 422 when it is shown again after a refused submission."""
+    from flask import request
+
+    return 422 if request.method == "POST" else 200
+
+
 class EmptyForm(FlaskForm):
     """A form that carries only the CSRF token (buttons that post)."""
