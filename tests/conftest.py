@@ -41,7 +41,7 @@ class IsolatedClient(FlaskClient):
 def app(database_url):
     upload_dir = tempfile.mkdtemp(prefix="tessera-uploads-")
     app = create_app({"ENV": "test", "DATABASE_URL": database_url, "WTF_CSRF_ENABLED": False,
-                      "UPLOAD_DIR": upload_dir, "SERVER_NAME": "localhost"})
+                      "UPLOAD_DIR": upload_dir})
     app.test_client_class = IsolatedClient
     from alembic import command
 

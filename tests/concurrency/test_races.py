@@ -1,0 +1,100 @@
+"""Races, with real threads started together, on PostgreSQL (SQLite serialises writers,
+so a race that passes there proves little)."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from portal import ledger
+from portal.db import db, transaction
+from portal.ledger import AccountKind, InsufficientBalance
+from portal.members import services
+from portal.members.errors import MemberError
+from portal.members.models import Member, RegistrationPage
+from tests.conftest import is_postgres
+from tests.fixtures import last_code
+
+pytestmark = [pytest.mark.postgres,
+              pytest.mark.skipif(not is_postgres(), reason="race tests need PostgreSQL")]
+
+
+def run_concurrently(app, fn, args_list):
+    """Run fn(session, arg) in one thread per arg, all released at once; results in order."""
+    barrier = threading.Barrier(len(args_list))
+
+    def worker(arg):
+        with app.app_context():
+            barrier.wait()
+            try:
+                return fn(db.session, arg)
+            except Exception as e:  # noqa: BLE001 - the outcome is the result
+                return e
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=len(args_list)) as pool:
+        return list(pool.map(worker, args_list))
+
+
+def test_parallel_spends_never_take_the_balance_below_zero(app, session):
+    with transaction(session):
+        acc = ledger.account(session, AccountKind.POINTS, "member", 7)
+        ledger.post(session, acc, 100, reason="grant", key="g")
+    account_id = acc.id
+
+    def spend(s, i):
+        with transaction(s):
+            a = s.get(ledger.Account, account_id)
+            return ledger.post(s, a, -10, reason="spend", key=f"spend:{i}")
+
+    results = run_concurrently(app, spend, list(range(15)))
+    assert sum(isinstance(r, ledger.Entry) for r in results) == 10
+    assert all(isinstance(r, ledger.Entry | InsufficientBalance) for r in results)
+    session.expire_all()
+    assert session.get(ledger.Account, account_id).balance == 0
+
+
+def test_the_same_spend_retried_in_parallel_counts_once(app, session):
+    with transaction(session):
+        acc = ledger.account(session, AccountKind.POINTS, "member", 8)
+        ledger.post(session, acc, 100, reason="grant", key="g")
+    account_id = acc.id
+
+    def spend(s, _i):
+        with transaction(s):
+            return ledger.post(s, s.get(ledger.Account, account_id), -30, reason="spend",
+                               key="order:42")
+
+    run_concurrently(app, spend, list(range(8)))
+    session.expire_all()
+    assert session.get(ledger.Account, account_id).balance == 70
+
+
+def test_one_code_verified_in_parallel_creates_one_member(app, session, page):
+    mobile = "+8613912347777"
+    otp = services.start_registration(session, page.id, mobile, {"full_name": "Racer"}, None)
+    code = last_code(mobile)
+
+    results = run_concurrently(
+        app, lambda s, _i: services.complete_registration(s, otp.id, code), list(range(6)))
+    assert sum(isinstance(r, Member) for r in results) == 1
+    assert all(isinstance(r, Member | MemberError) for r in results)
+    assert session.query(Member).filter_by(mobile=mobile).count() == 1
+
+
+def test_parallel_visits_are_all_counted(app, session, link):
+    run_concurrently(app, lambda s, _i: services.record_visit(s, link.page_id, link.id),
+                     list(range(20)))
+    session.expire_all()
+    assert session.get(RegistrationPage, link.page_id).visit_count == 20
+
+
+def test_parallel_account_creation_makes_one_account(app, session):
+    def open_account(s, _i):
+        with transaction(s):
+            return ledger.account(s, AccountKind.EXPERIENCE, "member", 99).id
+
+    ids = run_concurrently(app, open_account, list(range(8)))
+    assert len(set(ids)) == 1
