@@ -73,3 +73,48 @@ def test_idle_member_session_expires(client, member):
 
 def test_htmx_responses_vary_on_hx_request(client):
     assert "HX-Request" in client.get("/sign-in").headers.get("Vary", "")
+
+
+def test_server_errors_get_the_500_page(app, client):
+    from portal.db import db
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    try:
+        with mock.patch.object(db.session, "execute", side_effect=RuntimeError("boom")):
+            r = client.get("/healthz")
+    finally:
+        app.config["PROPAGATE_EXCEPTIONS"] = None
+    assert r.status_code == 500 and "Something went wrong" in r.get_data(as_text=True)
+
+
+def test_too_many_requests_get_the_429_page_in_chinese(client, app, member):
+    app.config["OTP_SEND_LIMIT_PER_NUMBER"] = "1 per hour"
+    try:
+        client.post("/sign-in", data={"mobile": member.mobile})
+        r = client.post("/sign-in", data={"mobile": member.mobile},
+                        headers={"Accept-Language": "zh-CN"})
+    finally:
+        app.config["OTP_SEND_LIMIT_PER_NUMBER"] = "5 per hour"
+    assert r.status_code == 429 and "请求过于频繁" in r.get_data(as_text=True)
+
+
+def test_idle_staff_session_expires_sooner_than_a_members(client, owner):
+    from datetime import UTC, datetime, timedelta
+
+    from portal import clock
+    from tests.fixtures import sign_in_as
+
+    clock.freeze(datetime(2026, 1, 1, tzinfo=UTC))
+    sign_in_as(client, owner)
+    assert client.get("/admin/").status_code == 200
+    clock.advance(timedelta(hours=9))
+    assert client.get("/admin/").status_code == 303
+
+
+def test_the_minute_tick_is_on_the_schedule():
+    from datetime import datetime
+
+    from portal.jobs import huey
+
+    (tick,) = [t for t in huey._registry._periodic_tasks if t.__name__ == "tick"]
+    assert tick().validate_datetime(datetime(2026, 1, 1, 10, 7))  # every minute
