@@ -17,6 +17,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config_module.load(config))
     logging.basicConfig(level=logging.INFO)
     clock.set_timezone(app.config["TIMEZONE"])
+    if app.config["PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     database.init_app(app)
     csrf.init_app(app)

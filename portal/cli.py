@@ -10,6 +10,8 @@ from portal.config import ROOT
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 jobs_cli = AppGroup("jobs", help="The job queue.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
+plans_cli = AppGroup("plans", help="Card plans.")
+stores_cli = AppGroup("stores", help="Stores.")
 
 
 def alembic_config(url: str | None = None):
@@ -103,8 +105,51 @@ def create_staff(email, name, role, store_id, password) -> None:
     click.echo(f"Created {user.role} {user.email}")
 
 
+@plans_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--currency", default=None, help="ISO code; default TESSERA_DEFAULT_CURRENCY")
+@click.option("--validity-days", type=int, default=None, help="empty: cards never expire")
+@click.option("--tier", "tier_name", default="Member", show_default=True,
+              help="name of the lowest tier")
+@click.option("--default", "is_default", is_flag=True, help="the plan sign-ups get")
+def create_plan(name, currency, validity_days, tier_name, is_default) -> None:
+    """Create a card plan with its lowest tier."""
+    from portal.db import db
+    from portal.members.errors import MemberError
+    from portal.members.services import create_plan as create
+
+    try:
+        plan = create(db.session, name=name,
+                      currency=currency or current_app.config["DEFAULT_CURRENCY"],
+                      validity_days=validity_days, tier_name=tier_name, is_default=is_default)
+    except MemberError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"Created plan {plan.id}: {plan.name} ({plan.currency})")
+
+
+@stores_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--code", required=True)
+@click.option("--organisation", default="")
+@click.option("--group", "store_group", default="")
+def create_store(name, code, organisation, store_group) -> None:
+    """Create a store."""
+    from portal.db import db
+    from portal.members.errors import MemberError
+    from portal.members.services import create_store as create
+
+    try:
+        store = create(db.session, name=name, code=code, organisation=organisation,
+                       store_group=store_group)
+    except MemberError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"Created store {store.id}: {store.name} ({store.code})")
+
+
 def register(app) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(staff_cli)
+    app.cli.add_command(plans_cli)
+    app.cli.add_command(stores_cli)
     app.cli.add_command(seed)

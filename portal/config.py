@@ -73,6 +73,9 @@ def load(overrides: dict | None = None) -> dict:
         "SMS_SENDER": _env("SMS_SENDER", "log"),
         "EMAIL_SENDER": _env("EMAIL_SENDER", "log"),
         "SMTP_URL": _env("SMTP_URL"),
+        "MAIL_FROM": _env("MAIL_FROM"),
+        # Proxies in front of the app whose X-Forwarded-* headers are trusted (0: none).
+        "PROXY_COUNT": int(_env("PROXY_COUNT", "0")),
         # The dev banner shows the last code sent to a number; never on in production.
         "SHOW_DEV_CODES": dev_like and _flag("SHOW_DEV_CODES", True),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",

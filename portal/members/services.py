@@ -484,6 +484,7 @@ class MemberFilters:
     kind: str = ""          # "", "member", "customer"
     status: str = ""
     page_id: int | None = None
+    link_id: int | None = None
     campaign: str = ""
     source: str = ""
     content: str = ""
@@ -511,6 +512,8 @@ def _filtered(query: Select, f: MemberFilters) -> Select:
         query = query.where(Member.status == f.status)
     if f.page_id:
         query = query.where(Member.enroll_page_id == f.page_id)
+    if f.link_id:
+        query = query.where(Member.enroll_link_id == f.link_id)
     for column, value in ((Member.enroll_campaign, f.campaign),
                           (Member.enroll_source, f.source),
                           (Member.enroll_content, f.content)):
@@ -555,6 +558,48 @@ def member_detail(session: Session, member_id: int) -> Member | None:
                                selectinload(Member.cards).selectinload(MemberCard.tier),
                                selectinload(Member.tags), selectinload(Member.enroll_page))
         .where(Member.id == member_id))
+
+
+def create_plan(session: Session, *, name: str, currency: str, validity_days: int | None,
+                tier_name: str, is_default: bool = False,
+                operator_id: int | None = None) -> CardPlan:
+    """A card plan with its lowest tier; a new default plan takes over from the old one."""
+    from babel.numbers import list_currencies
+
+    if currency not in list_currencies():
+        raise MemberError(MemberErrorCode.INVALID_VALUE, _("Unknown currency."),
+                          field="currency")
+    if validity_days is not None and validity_days <= 0:
+        raise MemberError(MemberErrorCode.INVALID_VALUE,
+                          _("Validity is a number of days above zero."), field="validity_days")
+    with transaction(session):
+        if is_default:
+            session.execute(update(CardPlan).values(is_default=False))
+        plan = CardPlan(name=name.strip(), currency=currency, validity_days=validity_days,
+                        is_default=is_default)
+        session.add(plan)
+        session.flush()
+        session.add(Tier(plan_id=plan.id, name=tier_name.strip(), rank=0))
+        record(session, operator_id, "plan.create", plan,
+               after={"name": plan.name, "currency": currency,
+                      "validity_days": validity_days, "is_default": is_default})
+        return plan
+
+
+def create_store(session: Session, *, name: str, code: str, organisation: str = "",
+                 store_group: str = "", operator_id: int | None = None) -> Store:
+    with transaction(session):
+        code = code.strip().upper()
+        if session.scalar(select(Store.id).where(Store.code == code)) is not None:
+            raise MemberError(MemberErrorCode.INVALID_VALUE, _("Another store has this code."),
+                              field="code")
+        store = Store(name=name.strip(), code=code, organisation=organisation.strip(),
+                      store_group=store_group.strip())
+        session.add(store)
+        session.flush()
+        record(session, operator_id, "store.create", store,
+               after={"name": store.name, "code": code})
+        return store
 
 
 def plans(session: Session) -> list[CardPlan]:

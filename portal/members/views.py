@@ -119,7 +119,8 @@ def verify():
                 flash(_("Welcome! Your membership card is ready."), "success")
             else:
                 member = services.sign_in_with_code(db.session, otp.id, form.code.data)
-                target = _safe_next(session.pop("next", ""), url_for("members.card"))
+                target = _safe_next(session.pop("after_sign_in", ""), "", external=True) \
+                    or _safe_next(session.pop("next", ""), url_for("members.card"))
         except MemberError as e:
             apply_error(form, e)
             return _verify_page(otp, form, 422)
@@ -132,7 +133,11 @@ def _verify_page(otp, form, status=200):
     dev_message = None
     if current_app.config["SHOW_DEV_CODES"]:
         dev_message = notifications.last_code_message(db.session, otp.mobile)
-    return render("members/verify.html", otp=otp, form=form,
+    back = None
+    if otp.purpose == CodePurpose.REGISTER:
+        page = db.session.get(services.RegistrationPage, otp.payload["page_id"])
+        back = url_for("members.register", slug=page.slug) if page else None
+    return render("members/verify.html", otp=otp, form=form, back=back,
                   resend_form=EmptyForm(), dev_message=dev_message, status=status)
 
 
@@ -162,6 +167,8 @@ def tracking_link(code: str):
     link = services.page_by_link(db.session, code)
     if link is None or not link.page.is_published:
         abort(404)
+    if current_member:
+        return redirect(url_for("members.register", slug=link.page.slug), 303)
     # First touch wins: a later link does not overwrite where the visitor came from.
     if "attribution" not in session:
         session["attribution"] = services.Attribution(
@@ -202,9 +209,10 @@ def register(slug: str):
         except MemberError as e:
             if e.code == MemberErrorCode.ALREADY_MEMBER:
                 session["prefill_mobile"] = form.mobile.data
+                # Set by the merchant, so an https:// address is allowed after sign-in.
+                session["after_sign_in"] = page.existing_member_url or ""
                 flash(str(e), "info")
-                return redirect(url_for("members.sign_in", next=_safe_next(
-                    page.existing_member_url, "")), 303)
+                return redirect(url_for("members.sign_in"), 303)
             apply_error(form, e)
             return render("members/register.html", page=page, form=form,
                           status=422)

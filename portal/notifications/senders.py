@@ -16,12 +16,15 @@ log = logging.getLogger("tessera.outbox")
 
 
 class LogSender:
+    """Writes messages to the log. Sign-in codes are secrets: shown only in development."""
+
     def __init__(self, app):
-        pass
+        self.show_codes = app.config["SHOW_DEV_CODES"]
 
     def send(self, message) -> None:
+        body = message.body if self.show_codes or message.template != "otp" else "[code]"
         log.warning("[%s to %s] %s %s", message.channel, message.recipient,
-                    message.subject, message.body)
+                    message.subject, body)
 
 
 class SmtpSender:
@@ -33,6 +36,7 @@ class SmtpSender:
             raise RuntimeError("TESSERA_SMTP_URL must be set for the smtp sender")
         self.url = urlparse(url)
         self.sender = app.config.get("MAIL_FROM") or f"no-reply@{self.url.hostname}"
+        self.port = self.url.port or (465 if self.url.scheme == "smtps" else 587)
 
     def send(self, message) -> None:
         mail = EmailMessage()
@@ -41,7 +45,7 @@ class SmtpSender:
         mail["Subject"] = message.subject
         mail.set_content(message.body)
         cls = smtplib.SMTP_SSL if self.url.scheme == "smtps" else smtplib.SMTP
-        with cls(self.url.hostname, self.url.port or 587, timeout=20) as smtp:
+        with cls(self.url.hostname, self.port, timeout=20) as smtp:
             if self.url.scheme == "smtp":
                 smtp.starttls()
             if self.url.username:

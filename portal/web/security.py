@@ -11,7 +11,7 @@ CSP = "; ".join([
     "object-src 'none'",
     "base-uri 'self'",
     "form-action 'self' https:",
-    # The admin previews member pages in a phone-sized frame of its own.
+    # Only our own pages may frame ours (no clickjacking from elsewhere).
     "frame-ancestors 'self'",
 ])
 

@@ -266,3 +266,13 @@ def test_audit_log_shows_operator_and_changes(owner_client, owner, page):
     owner_client.post(f"/admin/pages/{page.id}/publish", data={"publish": "0"})
     body = owner_client.get("/admin/audit").get_data(as_text=True)
     assert "page.unpublish" in body and owner.name in body
+
+
+def test_link_registrations_drill_down_follows_the_link_not_its_values(owner_client, link):
+    from tests.factories import TrackingLinkFactory
+
+    twin = TrackingLinkFactory(page=link.page)  # same campaign, source and content
+    mine = MemberFactory(enroll_page_id=link.page_id, enroll_link_id=link.id)
+    other = MemberFactory(enroll_page_id=link.page_id, enroll_link_id=twin.id)
+    body = owner_client.get(f"/admin/members?link_id={link.id}").get_data(as_text=True)
+    assert f"/admin/members/{mine.id}\"" in body and f"/admin/members/{other.id}\"" not in body

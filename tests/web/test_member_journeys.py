@@ -205,3 +205,23 @@ def test_sending_codes_is_rate_limited_per_number(client, app, member):
     finally:
         app.config["OTP_SEND_LIMIT_PER_NUMBER"] = "5 per hour"
     assert codes[-1] == 429
+
+
+def test_existing_member_reaches_the_merchants_page_after_signing_in(client, page, member):
+    page.existing_member_url = "https://shop.example.com/welcome-back"
+    db.session.commit()
+    _register(client, page, mobile=member.mobile)
+    client.post("/sign-in", data={"mobile": member.mobile})
+    r = client.post("/verify", data={"code": last_code(member.mobile)})
+    assert r.headers["Location"] == "https://shop.example.com/welcome-back"
+
+
+def test_next_parameter_cannot_send_members_off_site(client, member):
+    client.post("/sign-in?next=https://evil.example.com/", data={"mobile": member.mobile})
+    r = client.post("/verify", data={"code": last_code(member.mobile)})
+    assert r.headers["Location"].endswith("/card")
+
+
+def test_registration_code_page_offers_the_way_back_to_the_form(client, page):
+    _register(client, page)
+    assert f'href="/r/{page.slug}"' in client.get("/verify").get_data(as_text=True)
