@@ -57,8 +57,10 @@ def _register_blueprints(app: Flask) -> None:
     from portal.admin.views import bp as admin_bp
     from portal.members.views import bp as members_bp
     from portal.web.health import bp as health_bp
+    from portal.web.theme import bp as theme_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(theme_bp)
     app.register_blueprint(members_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,4 +85,6 @@ def load(overrides: dict | None = None) -> dict:
     }
     if overrides:
         cfg.update(overrides)
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", cfg["BRAND_COLOR"]):
+        raise ConfigError("TESSERA_BRAND_COLOR must be a colour like #0f766e.")
     return cfg

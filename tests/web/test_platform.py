@@ -118,3 +118,23 @@ def test_the_minute_tick_is_on_the_schedule():
 
     (tick,) = [t for t in huey._registry._periodic_tasks if t.__name__ == "tick"]
     assert tick().validate_datetime(datetime(2026, 1, 1, 10, 7))  # every minute
+
+
+def test_brand_colour_feeds_the_css_tokens(app, client):
+    app.config["BRAND_COLOR"] = "#aa3300"
+    try:
+        r = client.get("/theme.css")
+    finally:
+        app.config["BRAND_COLOR"] = "#0f766e"
+    assert r.mimetype == "text/css" and "--t-brand: #aa3300;" in r.get_data(as_text=True)
+    assert "/theme.css" in client.get("/sign-in").get_data(as_text=True)
+
+
+def test_a_malformed_brand_colour_fails_at_start(monkeypatch):
+    import pytest
+
+    from portal import config
+
+    monkeypatch.setenv("TESSERA_BRAND_COLOR", "red; } body { display:none")
+    with pytest.raises(config.ConfigError):
+        config.load({"ENV": "development"})
