@@ -95,8 +95,8 @@ def owner_client(client, owner):
 
 def last_code(mobile: str) -> str:
     """The code in the newest text message to `mobile` (what the member would read)."""
+    db.session.commit()  # read now, not from an SQLite snapshot an earlier read pinned
     body = db.session.query(OutboxMessage.body).filter_by(recipient=mobile, template="otp") \
         .order_by(OutboxMessage.id.desc()).limit(1).scalar()
-    # End the read: on SQLite an open one would pin an old snapshot for later queries.
     db.session.commit()
     return re.search(r"\b(\d{6})\b", body).group(1)

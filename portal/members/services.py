@@ -280,9 +280,20 @@ def start_registration(session: Session, page_id: int, raw_mobile: str, answers:
     if page is None or not page.is_published:
         raise MemberError(MemberErrorCode.PAGE_NOT_PUBLISHED,
                           _("This registration page is not open."))
-    mobile = normalize_mobile(raw_mobile, _region())
     fields = {f.attribute: f for f in page.fields}
-    cleaned = clean_answers(answers, {n for n, f in fields.items() if f.required}, set(fields))
+    errors = {}
+    try:
+        mobile = normalize_mobile(raw_mobile, _region())
+    except MemberError as e:
+        errors["mobile"] = str(e)
+    try:
+        cleaned = clean_answers(answers, {n for n, f in fields.items() if f.required},
+                                set(fields))
+    except MemberError as e:
+        errors.update(e.details["errors"])
+    if errors:
+        raise MemberError(MemberErrorCode.INVALID_VALUE, _("Please correct the marked fields."),
+                          errors=errors)
     existing = session.scalar(select(Member).where(Member.mobile == mobile))
     if existing is not None and existing.is_member:
         raise MemberError(MemberErrorCode.ALREADY_MEMBER,

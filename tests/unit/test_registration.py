@@ -107,3 +107,9 @@ def test_attribution_of_another_page_is_not_used(session, page, link):
 def test_tracking_values_from_a_url_are_dropped_when_too_long():
     assert services.clean_tracking("x" * 65) == ""
     assert services.clean_tracking(" spring ") == "spring"
+
+
+def test_a_bad_number_and_a_missing_answer_are_reported_together(session, page):
+    with pytest.raises(MemberError) as e:
+        services.start_registration(session, page.id, "123", {"full_name": ""}, None)
+    assert set(e.value.details["errors"]) == {"mobile", "full_name"}
