@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency, get_currency_precision, get_currency_symbol
 
 ROUNDING = {"half_up": ROUND_HALF_UP, "down": ROUND_DOWN, "up": ROUND_UP}
 
@@ -86,7 +86,14 @@ class Money:
         return Decimal(self.minor).scaleb(-precision(self.currency))
 
     def format(self, locale: str = "en") -> str:
-        return format_currency(self.amount, self.currency, locale=locale)
+        """Babel's format in the viewer's locale, with the narrow symbol: "¥12.00", not
+        "CN¥12.00" (Babel has no narrow symbols; they drop the territory letters)."""
+        text = format_currency(self.amount, self.currency, locale=locale)
+        symbol = get_currency_symbol(self.currency, locale)
+        narrow = symbol.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        if narrow and narrow != symbol:
+            text = text.replace(symbol, narrow, 1)
+        return text
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"

@@ -42,3 +42,9 @@ def test_allocate_never_loses_a_minor_unit():
 def test_format_follows_the_locale():
     assert Money(128000, "CNY").format("zh_Hans_CN") == "¥1,280.00"
     assert Money(128000, "USD").format("en_US") == "$1,280.00"
+
+
+def test_format_uses_the_narrow_symbol():
+    assert Money(128000, "CNY").format("en") == "¥1,280.00"
+    assert Money(500, "EUR").format("de_DE") == "5,00\xa0€"
+    assert Money(500, "CHF").format("en").startswith("CHF")  # a code stays a code
