@@ -120,6 +120,7 @@ def _register_hooks(app: Flask) -> None:
             "field": macros.field,
             "form_errors": macros.form_errors,
             "csrf": macros.csrf,
+            "code_sent": macros.code_sent,
             "current_member": current_member,
             "current_staff": current_staff(),
             "previewing": is_previewing(),

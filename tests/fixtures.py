@@ -28,24 +28,23 @@ def store():
     return StoreFactory()
 
 
-@pytest.fixture
-def member(plan):
-    m = MemberFactory()
+def member_with_card(plan):
     from portal.db import transaction
 
+    m = MemberFactory()
     with transaction(db.session):
         members.issue_card(db.session, db.session.merge(m), plan)
     return m
+
+
+@pytest.fixture
+def member(plan):
+    return member_with_card(plan)
 
 
 @pytest.fixture
 def other_member(plan):
-    m = MemberFactory()
-    from portal.db import transaction
-
-    with transaction(db.session):
-        members.issue_card(db.session, db.session.merge(m), plan)
-    return m
+    return member_with_card(plan)
 
 
 @pytest.fixture

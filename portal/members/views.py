@@ -129,16 +129,20 @@ def verify():
     return _verify_page(otp, form, shown_status())
 
 
+def _dev_message(otp):
+    """The code message itself, for the development banner (never in production)."""
+    if not current_app.config["SHOW_DEV_CODES"]:
+        return None
+    return notifications.last_code_message(db.session, otp.mobile)
+
+
 def _verify_page(otp, form, status=200):
-    dev_message = None
-    if current_app.config["SHOW_DEV_CODES"]:
-        dev_message = notifications.last_code_message(db.session, otp.mobile)
     back = None
     if otp.purpose == CodePurpose.REGISTER:
         page = db.session.get(services.RegistrationPage, otp.payload["page_id"])
         back = url_for("members.register", slug=page.slug) if page else None
     return render("members/verify.html", otp=otp, form=form, back=back,
-                  resend_form=EmptyForm(), dev_message=dev_message, status=status)
+                  dev_message=_dev_message(otp), status=status)
 
 
 @bp.post("/verify/resend")
@@ -305,11 +309,8 @@ def confirm_mobile():
 
 
 def _mobile_verify_page(otp, form, status=200):
-    dev_message = None
-    if current_app.config["SHOW_DEV_CODES"]:
-        dev_message = notifications.last_code_message(db.session, otp.mobile)
     return render("members/mobile_change.html", form=form, otp=otp,
-                  dev_message=dev_message, status=status)
+                  dev_message=_dev_message(otp), status=status)
 
 
 @bp.post("/sign-out")

@@ -62,21 +62,23 @@ class ConsoleWatch:
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
-@pytest.fixture
-def phone(browser, live_server, csrf_live):
-    context = browser.new_context(viewport={"width": 390, "height": 844},
+def _page(browser, live_server, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height},
                                   base_url=live_server, locale="en-US")
     page = context.new_page()
     page.console = ConsoleWatch(page)
+    return context, page
+
+
+@pytest.fixture
+def phone(browser, live_server, csrf_live):
+    context, page = _page(browser, live_server, 390, 844)
     yield page
     context.close()
 
 
 @pytest.fixture
 def laptop(browser, live_server, csrf_live):
-    context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                  base_url=live_server, locale="en-US")
-    page = context.new_page()
-    page.console = ConsoleWatch(page)
+    context, page = _page(browser, live_server, 1280, 900)
     yield page
     context.close()
