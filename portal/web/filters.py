@@ -1,6 +1,8 @@
 """Template filters: money, dates and numbers always through Babel in the viewer's locale."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import segno
 from flask_babel import format_date, format_datetime, format_decimal, format_percent, get_locale
 from markupsafe import Markup
@@ -30,11 +32,18 @@ def percent(value) -> str:
     return "—" if value is None else format_percent(value, "#,##0.0%")
 
 
+def qr_code(data: str) -> segno.QRCode:
+    """A full QR symbol: segno would pick Micro QR for short data such as a card number,
+    which phone cameras and many till scanners cannot read."""
+    return segno.make_qr(data, error="m")
+
+
+@lru_cache(maxsize=2048)
 def qr_svg(data: str, scale: int = 6, title: str = "") -> Markup:
-    """An inline SVG QR code (no script, no style attributes: CSP-safe)."""
-    svg = segno.make(data, error="m").svg_inline(scale=scale, border=2, title=title or None,
-                                                 svgclass="qr", lineclass=None,
-                                                 omitsize=True)
+    """An inline SVG QR code (no script, no style attributes: CSP-safe). The same card
+    number always gives the same code, so it is made once per process."""
+    svg = qr_code(data).svg_inline(scale=scale, border=4, title=title or None,
+                                   svgclass="qr", lineclass=None, omitsize=True)
     return Markup(svg)
 
 
