@@ -20,7 +20,7 @@ from portal.members.forms import MOBILE_KW, attribute_field
 
 
 class SignInForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(_l("Enter your e-mail."))],
+    email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter your email."))],
                        render_kw={"autocomplete": "username", "required": True})
     password = PasswordField(_l("Password"),
                              validators=[DataRequired(_l("Enter your password."))],
@@ -49,7 +49,7 @@ class PageForm(FlaskForm):
     title = StringField(_l("Page title (members see it)"), validators=[
         DataRequired(_l("Give the page a title.")), Length(max=120)],
         render_kw={"required": True, "maxlength": 120})
-    slug = StringField(_l("Address"), render_kw={"required": True, "maxlength": 64,
+    slug = StringField(_l("Web address"), render_kw={"required": True, "maxlength": 64,
                                                  "pattern": "[a-z0-9][a-z0-9-]+[a-z0-9]"})
     intro = TextAreaField(_l("Introduction"), validators=[Length(max=2000)],
                           render_kw={"rows": 3})

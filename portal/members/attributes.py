@@ -31,7 +31,7 @@ ATTRIBUTES: dict[str, Attribute] = {
     a.name: a
     for a in (
         Attribute("full_name", _l("Full name"), "text", 120),
-        Attribute("email", _l("E-mail"), "email", 254),
+        Attribute("email", _l("Email"), "email", 254),
         Attribute("born_on", _l("Date of birth"), "date"),
         Attribute("gender", _l("Gender"), "choice"),
         Attribute("address", _l("Address"), "text", 255),
@@ -51,6 +51,9 @@ ID_NUMBER = re.compile(r"^[0-9A-Za-z-]{4,32}$")
 
 def normalize_mobile(raw: str, region: str) -> str:
     """E.164, or MemberError for anything that is not a valid mobile-capable number."""
+    if not (raw or "").strip():
+        raise MemberError(MemberErrorCode.REQUIRED, str(_l("Enter your mobile number.")),
+                          field="mobile")
     try:
         number = phonenumbers.parse((raw or "").strip(), region)
     except phonenumbers.NumberParseException:
@@ -71,7 +74,9 @@ def display_mobile(e164: str | None) -> str:
         number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
         return e164
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    # Non-breaking spaces: a number must not break across lines.
+    return phonenumbers.format_number(
+        number, phonenumbers.PhoneNumberFormat.INTERNATIONAL).replace(" ", "\u00a0")
 
 
 def check_birth_date(value: date | None) -> None:
@@ -106,7 +111,7 @@ def clean_value(name: str, value):
             return validate_email(str(value).strip(), check_deliverability=False).normalized
         except EmailNotValidError:
             raise MemberError(MemberErrorCode.INVALID_EMAIL,
-                              str(_l("Enter a valid e-mail address.")), field=name) from None
+                              str(_l("Enter a valid email address.")), field=name) from None
     if attr.kind == "date":
         if not isinstance(value, date):
             try:

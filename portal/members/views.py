@@ -276,6 +276,7 @@ def edit_profile():
 @limited
 def change_mobile():
     form = MobileForm()
+    form.mobile.label.text = _("New mobile number")
     if form.validate_on_submit():
         try:
             otp = services.start_mobile_change(db.session, current_member.id, form.mobile.data)

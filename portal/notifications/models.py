@@ -1,4 +1,4 @@
-"""The outbox: every SMS and e-mail is a row first, delivered by the job queue."""
+"""The outbox: every SMS and email is a row first, delivered by the job queue."""
 from __future__ import annotations
 
 from datetime import datetime

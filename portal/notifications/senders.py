@@ -1,7 +1,7 @@
 """Pluggable senders for the outbox.
 
 TESSERA_SMS_SENDER / TESSERA_EMAIL_SENDER name one: "log" (development: the message goes
-to the application log), "smtp" (e-mail through TESSERA_SMTP_URL), or "package.module:Class"
+to the application log), "smtp" (email through TESSERA_SMTP_URL), or "package.module:Class"
 for a provider's adapter (a class with `send(message) -> None` that raises on failure).
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ from portal.staff.models import AuditEntry, Role, StaffUser
 
 # OWASP's Argon2id baseline: m=19 MiB, t=2, p=1.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-# Verified against when the e-mail is unknown, so timing does not reveal which e-mails exist.
+# Verified against when the email is unknown, so timing does not reveal which emails exist.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 MAX_FAILED = 5
@@ -32,7 +32,7 @@ def create_staff(session: Session, *, email: str, name: str, password: str, role
     with transaction(session):
         email = email.strip().lower()
         if session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
-            raise StaffError(StaffErrorCode.EMAIL_TAKEN, _("This e-mail is already in use."),
+            raise StaffError(StaffErrorCode.EMAIL_TAKEN, _("This email is already in use."),
                              field="email")
         if role == Role.CLERK and store_id is None:
             raise StaffError(StaffErrorCode.STORE_REQUIRED,
@@ -59,7 +59,7 @@ def authenticate(session: Session, email: str, password: str, *, max_failed: int
         if user is None or not user.is_active:
             _verify(_DUMMY_HASH, password)
             refusal = StaffError(StaffErrorCode.BAD_CREDENTIALS,
-                                 _("E-mail or password is not right."))
+                                 _("Email or password is not right."))
         elif user.locked_until and user.locked_until > now:
             refusal = StaffError(StaffErrorCode.LOCKED,
                                  _("Too many failed sign-ins. Try again in a few minutes."))
@@ -72,7 +72,7 @@ def authenticate(session: Session, email: str, password: str, *, max_failed: int
                 user.locked_until = now + lockout
                 user.failed_signins = 0
             refusal = StaffError(StaffErrorCode.BAD_CREDENTIALS,
-                                 _("E-mail or password is not right."))
+                                 _("Email or password is not right."))
         else:
             if _hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)

@@ -1,4 +1,4 @@
-"""Who is signed in: a member (mobile + code) or a staff user (e-mail + password).
+"""Who is signed in: a member (mobile + code) or a staff user (email + password).
 
 Both go through Flask-Login. The session id carries the user's session version, so a
 sign-out (which bumps it) or a role change ends every session of that user on the server.

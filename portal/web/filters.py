@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import segno
-from flask_babel import format_date, format_datetime, format_decimal, format_percent, get_locale
+from flask_babel import format_date, format_decimal, format_percent, format_time, get_locale
 from markupsafe import Markup
 
 from portal import clock
@@ -20,8 +20,12 @@ def date(value, fmt: str = "medium") -> str:
     return format_date(value, fmt) if value else ""
 
 
-def datetime_(value, fmt: str = "medium") -> str:
-    return format_datetime(clock.local(value), fmt) if value else ""
+def datetime_(value) -> str:
+    """Date and time to the minute, in the merchant's time zone and the viewer's locale."""
+    if not value:
+        return ""
+    local = clock.local(value)
+    return f"{format_date(local, 'medium')} {format_time(local, 'short')}"
 
 
 def number(value) -> str:

@@ -43,7 +43,7 @@ def test_wrong_code_shows_a_message_next_to_the_field(phone, member):
 
 def _staff_sign_in(page, user):
     page.goto("/admin/sign-in")
-    page.get_by_label("E-mail").fill(user.email)
+    page.get_by_label("Email").fill(user.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/admin/")
@@ -65,12 +65,12 @@ def test_staff_build_a_registration_page_and_reorder_its_fields(laptop, owner, p
     laptop.goto("/admin/pages/new")
     laptop.get_by_label("Name (for staff)").fill("Winter")
     laptop.get_by_label("Page title (members see it)").fill("Join for winter")
-    laptop.get_by_label("Address").fill("winter")
+    laptop.get_by_label("Web address").fill("winter")
     laptop.get_by_role("button", name="Create draft").click()
     laptop.wait_for_url(re.compile(r".*/admin/pages/\d+$"))
     page_id = int(laptop.url.rsplit("/", 1)[1])
 
-    for attribute in ("E-mail", "Date of birth"):
+    for attribute in ("Email", "Date of birth"):
         laptop.get_by_label("Member attribute").select_option(label=attribute)
         laptop.get_by_role("button", name="Add field").click()
         laptop.locator(f"li.field-row:has-text('{attribute}')").wait_for()
@@ -83,7 +83,7 @@ def test_staff_build_a_registration_page_and_reorder_its_fields(laptop, owner, p
         ".dataset.attribute === 'born_on'")
     assert _db_order(page_id) == ["full_name", "born_on", "email"]
 
-    # Drag and drop: e-mail to the top; the new order is posted when the row is dropped.
+    # Drag and drop: email to the top; the new order is posted when the row is dropped.
     with laptop.expect_response(lambda r: "fields-order" in r.url) as posted:
         laptop.locator("li[data-attribute=email]").drag_to(
             laptop.locator("li[data-attribute=full_name]"),
@@ -96,5 +96,5 @@ def test_staff_build_a_registration_page_and_reorder_its_fields(laptop, owner, p
     laptop.goto("/r/winter")
     labels = laptop.locator("form label").all_inner_texts()
     assert [t.replace("*", "").strip() for t in labels[:4]] == \
-        ["Mobile number", "E-mail", "Full name", "Date of birth"]
+        ["Mobile number", "Email", "Full name", "Date of birth"]
     assert laptop.console.errors == []
