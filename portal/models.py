@@ -3,6 +3,7 @@ from portal.db import Base
 from portal.ledger import Account, Entry  # noqa: F401
 from portal.members.models import (  # noqa: F401
     CardPlan,
+    CustomAttribute,
     Member,
     MemberCard,
     OneTimeCode,

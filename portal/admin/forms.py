@@ -34,12 +34,12 @@ class CustomerForm(FlaskForm):
     plan_id = SelectField(_l("Card plan"), coerce=int, choices=[], validate_choice=False)
     store_id = SelectField(_l("Store"), coerce=int, choices=[])
     mobile = StringField(_l("Mobile number"), render_kw=MOBILE_KW)
-    full_name = attribute_field("full_name", required=True)
-    email = attribute_field("email")
-    born_on = attribute_field("born_on")
-    gender = attribute_field("gender")
-    address = attribute_field("address")
-    id_number = attribute_field("id_number")
+    full_name = attribute_field(ATTRIBUTES["full_name"], required=True)
+    email = attribute_field(ATTRIBUTES["email"])
+    born_on = attribute_field(ATTRIBUTES["born_on"])
+    gender = attribute_field(ATTRIBUTES["gender"])
+    address = attribute_field(ATTRIBUTES["address"])
+    id_number = attribute_field(ATTRIBUTES["id_number"])
 
 
 class PageForm(FlaskForm):
@@ -66,9 +66,22 @@ class PageForm(FlaskForm):
 
 
 class FieldAddForm(FlaskForm):
-    attribute = SelectField(_l("Member attribute"), choices=[
-        SelectChoice(name, attr.label) for name, attr in ATTRIBUTES.items()])
+    attribute = SelectField(_l("Member attribute"), choices=[])
     required = BooleanField(_l("Required"))
+
+
+class AttributeForm(FlaskForm):
+    name = StringField(_l("Attribute name"), render_kw={"maxlength": 60, "required": True})
+    key = StringField(_l("ID"), render_kw={"maxlength": 32, "required": True,
+                                           "pattern": "[a-z][a-z0-9_]{1,31}"})
+    kind = SelectField(_l("Type"), choices=[SelectChoice("text", _l("Text")),
+                                            SelectChoice("number", _l("Number")),
+                                            SelectChoice("date", _l("Date"))],
+                       validate_choice=False)
+
+
+class RenameAttributeForm(FlaskForm):
+    name = StringField(_l("Attribute name"), render_kw={"maxlength": 60, "required": True})
 
 
 class LinkForm(FlaskForm):

@@ -3,13 +3,20 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
-from portal.admin.forms import FieldAddForm, LinkForm, PageForm
+from portal.admin.forms import (
+    AttributeForm,
+    FieldAddForm,
+    LinkForm,
+    PageForm,
+    RenameAttributeForm,
+)
 from portal.admin.views import MANAGERS, bp
 from portal.db import db
 from portal.members import services as members
-from portal.members.attributes import ATTRIBUTES
+from portal.members.attributes import ATTRIBUTES, MAX_CUSTOM_ATTRIBUTES
 from portal.members.errors import MemberError
 from portal.web.auth import current_staff, staff_required
 from portal.web.forms import EmptyForm, apply_error, shown_status
@@ -52,12 +59,13 @@ def page_new():
 
 def _edit_context(page, form=None, field_form=None, link_form=None):
     used = {f.attribute for f in page.fields}
+    known = members.attribute_catalogue(db.session)
     field_form = field_form or FieldAddForm()
-    field_form.attribute.choices = [SelectChoice(n, a.label) for n, a in ATTRIBUTES.items()
+    field_form.attribute.choices = [SelectChoice(n, a.label) for n, a in known.items()
                                     if n not in used]
     return {"page": page, "form": form or _page_form(page), "field_form": field_form,
             "link_form": link_form or LinkForm(), "action_form": EmptyForm(),
-            "attributes": ATTRIBUTES,
+            "attributes": known,
             "funnels": members.link_funnels(db.session, page.id)}
 
 
@@ -115,7 +123,8 @@ def page_publish(page_id: int):
 def field_add(page_id: int):
     page = _load(page_id)
     form = FieldAddForm()
-    form.attribute.choices = [SelectChoice(n, a.label) for n, a in ATTRIBUTES.items()]
+    form.attribute.choices = [SelectChoice(n, a.label)
+                              for n, a in members.attribute_catalogue(db.session).items()]
     if not form.validate_on_submit():
         abort(400)
     try:
@@ -201,3 +210,61 @@ def link_print(link_id: int):
     if link is None:
         abort(404)
     return render("admin/pages/link_print.html", link=link)
+
+
+# --- custom member attributes -----------------------------------------------------------
+
+KIND_LABELS = {"text": _l("Text"), "number": _l("Number"), "date": _l("Date")}
+
+
+def _attributes_page(form, status=200):
+    return render("admin/attributes/list.html", form=form, status=status,
+                  custom=members.custom_attributes(db.session), presets=ATTRIBUTES,
+                  kind_labels=KIND_LABELS, max_custom=MAX_CUSTOM_ATTRIBUTES)
+
+
+@bp.route("/attributes", methods=["GET", "POST"])
+@staff_required(*MANAGERS)
+def attribute_list():
+    form = AttributeForm()
+    if form.validate_on_submit():
+        try:
+            attribute = members.create_custom_attribute(
+                db.session, name=form.name.data, key=form.key.data, kind=form.kind.data,
+                operator_id=current_staff().id)
+        except MemberError as e:
+            apply_error(form, e)
+            return _attributes_page(form, 422)
+        flash(_("“%(name)s” can now be added to registration forms.", name=attribute.name),
+              "success")
+        return redirect(url_for("admin.attribute_list"), 303)
+    return _attributes_page(form, shown_status())
+
+
+@bp.post("/attributes/<int:attribute_id>")
+@staff_required(*MANAGERS)
+def attribute_rename(attribute_id: int):
+    form = RenameAttributeForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        members.rename_custom_attribute(db.session, attribute_id, form.name.data,
+                                        operator_id=current_staff().id)
+    except MemberError as e:
+        flash(next(iter(e.details.get("errors", {}).values()), str(e)), "error")
+    return redirect(url_for("admin.attribute_list"), 303)
+
+
+@bp.post("/attributes/<int:attribute_id>/delete")
+@staff_required(*MANAGERS)
+def attribute_delete(attribute_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        members.delete_custom_attribute(db.session, attribute_id,
+                                        operator_id=current_staff().id)
+    except MemberError as e:
+        flash(str(e), "error")
+    else:
+        flash(_("The attribute is deleted."), "success")
+    return redirect(url_for("admin.attribute_list"), 303)

@@ -135,6 +135,7 @@ def member_detail(member_id: int):
                                         object_id=str(member.id), limit=20) \
         if staff.role == Role.OWNER else []
     return render("admin/members/detail.html", member=member, history=history,
+                  custom=members.custom_values(db.session, member),
                   preview_form=EmptyForm(), show_id=staff.role == Role.OWNER)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal, InvalidOperation
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -19,12 +20,22 @@ from portal.members.models import Gender
 MAX_AGE_YEARS = 120
 
 
+CUSTOM_PREFIX = "custom__"
+MAX_CUSTOM_ATTRIBUTES = 48
+
+
 @dataclass(frozen=True)
 class Attribute:
     name: str
-    label: object  # a lazy string
-    kind: str  # text, email, date, choice
+    label: object  # a lazy string, or the merchant's own name for a custom attribute
+    kind: str  # text, email, date, choice, number
     max_length: int = 120
+    custom: bool = False
+
+    @property
+    def key(self) -> str:
+        """Where a custom attribute's value is kept in Member.custom."""
+        return self.name.removeprefix(CUSTOM_PREFIX)
 
 
 ATTRIBUTES: dict[str, Attribute] = {
@@ -45,6 +56,16 @@ GENDER_LABELS = {
     Gender.OTHER: _l("Other"),
     Gender.UNDISCLOSED: _l("Prefer not to say"),
 }
+
+def custom_attribute(key: str, name: str, kind: str) -> Attribute:
+    return Attribute(CUSTOM_PREFIX + key, name, kind, 255, custom=True)
+
+
+def catalogue(custom: list) -> dict[str, Attribute]:
+    """Every attribute a form can ask for: the presets, then the merchant's own."""
+    return {**ATTRIBUTES, **{CUSTOM_PREFIX + c.key: custom_attribute(c.key, c.name, c.kind)
+                             for c in custom}}
+
 
 ID_NUMBER = re.compile(r"^[0-9A-Za-z-]{4,32}$")
 
@@ -90,13 +111,16 @@ def check_birth_date(value: date | None) -> None:
                                  "not more than 120 years ago).")), field="born_on")
 
 
-def clean_value(name: str, value):
+def clean_value(attr: Attribute, value):
     """Validate and normalise one attribute value; '' and None mean "not given"."""
-    attr = ATTRIBUTES[name]
+    name = attr.name
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if attr.kind == "text":
         value = " ".join(str(value).split())
+        if attr.custom and not value.isprintable():
+            raise MemberError(MemberErrorCode.INVALID_VALUE,
+                              str(_l("Use letters, digits and punctuation only.")), field=name)
         if len(value) > attr.max_length:
             raise MemberError(MemberErrorCode.TOO_LONG,
                               str(_l("At most %(n)d characters.", n=attr.max_length)),
@@ -119,8 +143,18 @@ def clean_value(name: str, value):
             except ValueError:
                 raise MemberError(MemberErrorCode.INVALID_VALUE,
                                   str(_l("Enter a date.")), field=name) from None
-        check_birth_date(value)
+        if name == "born_on":
+            check_birth_date(value)
         return value
+    if attr.kind == "number":
+        try:
+            number = Decimal(str(value).strip().replace(",", ""))
+        except InvalidOperation:
+            number = None
+        if number is None or not number.is_finite() or abs(number) >= Decimal("1e15"):
+            raise MemberError(MemberErrorCode.INVALID_VALUE, str(_l("Enter a number.")),
+                              field=name)
+        return format(number.normalize(), "f")  # "100", "12.5"; never "1E+2"
     if attr.kind == "choice":
         if value not in {g.value for g in Gender}:
             raise MemberError(MemberErrorCode.INVALID_VALUE,
@@ -129,12 +163,12 @@ def clean_value(name: str, value):
     raise AssertionError(attr.kind)
 
 
-def clean_answers(answers: dict, required: set[str], allowed: set[str]) -> dict:
+def clean_answers(answers: dict, required: set[str], allowed: dict[str, Attribute]) -> dict:
     """Clean attribute answers; every problem is reported at once, by field."""
     cleaned, errors = {}, {}
-    for name in allowed:
+    for name, attr in allowed.items():
         try:
-            value = clean_value(name, answers.get(name))
+            value = clean_value(attr, answers.get(name))
         except MemberError as e:
             errors[name] = str(e)
             continue

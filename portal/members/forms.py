@@ -5,7 +5,7 @@ from flask_wtf import FlaskForm
 from wtforms import Field, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
-from portal.members.attributes import ATTRIBUTES, GENDER_LABELS
+from portal.members.attributes import GENDER_LABELS, Attribute
 
 MOBILE_KW = {"type": "tel", "autocomplete": "tel", "inputmode": "tel"}
 
@@ -20,11 +20,13 @@ class CodeForm(FlaskForm):
         "maxlength": 6})
 
 
-def attribute_field(name: str, required: bool = False) -> Field:
-    attr = ATTRIBUTES[name]
+def attribute_field(attr: Attribute, required: bool = False) -> Field:
     kw = {"required": True} if required else {}
     if attr.kind == "date":
         return StringField(attr.label, render_kw={"type": "date", **kw})
+    if attr.kind == "number":
+        return StringField(attr.label, render_kw={"inputmode": "decimal", "maxlength": 24,
+                                                  **kw})
     if attr.kind == "email":
         return StringField(attr.label, render_kw={"type": "email", "autocomplete": "email",
                                                    **kw})
@@ -33,31 +35,38 @@ def attribute_field(name: str, required: bool = False) -> Field:
         return SelectField(attr.label, choices=[SelectChoice("", _l("Choose…"))] + [
             SelectChoice(k.value, v) for k, v in GENDER_LABELS.items()], render_kw=kw,
             validate_choice=False)
-    if name == "address":
+    if attr.name == "address":
         return TextAreaField(attr.label, render_kw={"rows": 2, "autocomplete":
                                                     "street-address", **kw})
-    autocomplete = {"full_name": "name"}.get(name, "off")
+    autocomplete = {"full_name": "name"}.get(attr.name, "off")
     return StringField(attr.label, render_kw={"autocomplete": autocomplete,
                                               "maxlength": attr.max_length, **kw})
 
 
-def registration_form(fields) -> FlaskForm:
+def registration_form(fields, known: dict[str, Attribute]) -> FlaskForm:
     """The form a registration page asks for: mobile first, then its fields in order."""
 
     class RegistrationForm(FlaskForm):
         mobile = StringField(_l("Mobile number"), render_kw={**MOBILE_KW, "required": True})
 
     for field in fields:
-        setattr(RegistrationForm, field.attribute, attribute_field(field.attribute,
-                                                                   field.required))
+        if field.attribute in known:
+            setattr(RegistrationForm, field.attribute,
+                    attribute_field(known[field.attribute], field.required))
     return RegistrationForm()
 
 
-class ProfileForm(FlaskForm):
-    full_name = attribute_field("full_name")
-    email = attribute_field("email")
-    born_on = attribute_field("born_on")
-    gender = attribute_field("gender")
-    address = attribute_field("address")
-    id_number = StringField(_l("ID number"), render_kw={"autocomplete": "off",
-                                                         "maxlength": 32})
+def profile_form(editable: dict[str, Attribute], **kwargs) -> FlaskForm:
+    """The member's own details: the presets, then the merchant's custom attributes."""
+
+    class ProfileForm(FlaskForm):
+        pass
+
+    for name, attr in editable.items():
+        if name == "id_number":
+            field = StringField(_l("ID number"), render_kw={"autocomplete": "off",
+                                                             "maxlength": 32})
+        else:
+            field = attribute_field(attr)
+        setattr(ProfileForm, name, field)
+    return ProfileForm(**kwargs)

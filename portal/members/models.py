@@ -90,6 +90,25 @@ class Tag(Base):
     name: Mapped[str] = mapped_column(String(40), unique=True)
 
 
+class AttributeKind(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    DATE = "date"
+
+
+class CustomAttribute(Base):
+    """A member attribute the merchant defines (spec 7.1: up to 48; text, number or date).
+    Values live in Member.custom under `key`."""
+
+    __tablename__ = "custom_attributes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+
 class Member(Base):
     """A customer; a member once a card has been issued (`became_member_at` is set)."""
 
@@ -118,6 +137,8 @@ class Member(Base):
     enroll_source: Mapped[str | None] = mapped_column(String(64), index=True)
     enroll_content: Mapped[str | None] = mapped_column(String(64), index=True)
     enroll_store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    # Values of the merchant's custom attributes, by key (text, number as text, ISO date).
+    custom: Mapped[dict] = mapped_column(JSON, default=dict)
     # Bumped on sign-out: every session issued before it stops working.
     session_version: Mapped[int] = mapped_column(default=1)
 

@@ -18,12 +18,22 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import clock, ledger
 from portal.db import transaction
-from portal.members.attributes import ATTRIBUTES, clean_answers, normalize_mobile
+from portal.members.attributes import (
+    ATTRIBUTES,
+    CUSTOM_PREFIX,
+    MAX_CUSTOM_ATTRIBUTES,
+    Attribute,
+    catalogue,
+    clean_answers,
+    normalize_mobile,
+)
 from portal.members.errors import MemberError, MemberErrorCode
 from portal.members.models import (
+    AttributeKind,
     CardPlan,
     CardStatus,
     CodePurpose,
+    CustomAttribute,
     Member,
     MemberCard,
     OneTimeCode,
@@ -208,18 +218,73 @@ def sign_in_with_code(session: Session, code_id: int, code: str) -> Member:
 def _create_member(session: Session, mobile: str, answers: dict, attribution: dict | None,
                    *, plan: CardPlan | None, store_id: int | None = None) -> Member:
     attribution = attribution or {}
-    member = Member(mobile=mobile, mobile_verified=True, **answers,
+    member = Member(mobile=mobile, mobile_verified=True, custom={},
                     enroll_page_id=attribution.get("page_id"),
                     enroll_link_id=attribution.get("link_id"),
                     enroll_campaign=attribution.get("campaign") or None,
                     enroll_source=attribution.get("source") or None,
                     enroll_content=attribution.get("content") or None,
                     enroll_store_id=store_id)
+    apply_answers(member, answers)
     session.add(member)
     session.flush()
     if plan is not None:
         issue_card(session, member, plan)
     return member
+
+
+def apply_answers(member: Member, answers: dict, *, only_empty: bool = False) -> None:
+    """Put cleaned answers on the member: presets in their columns, custom ones by key."""
+    custom = dict(member.custom or {})
+    for name, value in answers.items():
+        if name.startswith(CUSTOM_PREFIX):
+            key = name.removeprefix(CUSTOM_PREFIX)
+            if not (only_empty and custom.get(key) not in (None, "")):
+                custom[key] = value.isoformat() if hasattr(value, "isoformat") else value
+        elif not (only_empty and getattr(member, name) not in (None, "")):
+            # The name column holds "" rather than NULL for "no name given".
+            setattr(member, name, "" if value is None and name == "full_name" else value)
+    member.custom = custom  # a new dict, so the JSON column is seen as changed
+
+
+def custom_attributes(session: Session) -> list[CustomAttribute]:
+    return list(session.scalars(select(CustomAttribute).order_by(CustomAttribute.id)))
+
+
+def attribute_catalogue(session: Session) -> dict[str, Attribute]:
+    return catalogue(custom_attributes(session))
+
+
+def profile_attributes(session: Session) -> dict[str, Attribute]:
+    """What a member edits on their profile: the presets, then the custom attributes."""
+    return {name: attr for name, attr in attribute_catalogue(session).items()
+            if name in PROFILE_FIELDS or attr.custom}
+
+
+def profile_values(member: Member, attributes: dict[str, Attribute]) -> dict:
+    """The profile form's starting values (the ID number box starts empty: it is masked)."""
+    values = {}
+    for name, attr in attributes.items():
+        value = (member.custom or {}).get(attr.key) if attr.custom else getattr(member, name)
+        if name == "id_number":
+            value = ""
+        values[name] = value.isoformat() if hasattr(value, "isoformat") else (value or "")
+    return values
+
+
+def custom_values(session: Session, member: Member) -> list[tuple[Attribute, object]]:
+    """The member's custom attribute values, for display (dates as dates)."""
+    from datetime import date as date_type
+
+    out = []
+    for attr in attribute_catalogue(session).values():
+        if not attr.custom:
+            continue
+        value = (member.custom or {}).get(attr.key)
+        if value and attr.kind == "date":
+            value = date_type.fromisoformat(value)
+        out.append((attr, value))
+    return out
 
 
 # --- registration pages (member side) --------------------------------------------------
@@ -281,6 +346,7 @@ def start_registration(session: Session, page_id: int, raw_mobile: str, answers:
         raise MemberError(MemberErrorCode.PAGE_NOT_PUBLISHED,
                           _("This registration page is not open."))
     fields = {f.attribute: f for f in page.fields}
+    known = attribute_catalogue(session)
     errors = {}
     try:
         mobile = normalize_mobile(raw_mobile, _region())
@@ -288,7 +354,7 @@ def start_registration(session: Session, page_id: int, raw_mobile: str, answers:
         errors["mobile"] = str(e)
     try:
         cleaned = clean_answers(answers, {n for n, f in fields.items() if f.required},
-                                set(fields))
+                                {n: known[n] for n in fields if n in known})
     except MemberError as e:
         errors.update(e.details["errors"])
     if errors:
@@ -318,8 +384,9 @@ def complete_registration(session: Session, code_id: int, code: str) -> Member:
         otp, refusal = _check_code(session, code_id, code, CodePurpose.REGISTER)
         if otp is not None:
             page = session.get(RegistrationPage, otp.payload["page_id"])
-            answers = clean_answers(otp.payload.get("answers", {}), set(),
-                                    set(otp.payload.get("answers", {})))
+            known = attribute_catalogue(session)
+            given = otp.payload.get("answers", {})
+            answers = clean_answers(given, set(), {n: known[n] for n in given if n in known})
             member = session.scalar(select(Member).where(Member.mobile == otp.mobile))
             if member is None:
                 try:
@@ -330,9 +397,7 @@ def complete_registration(session: Session, code_id: int, code: str) -> Member:
                     # A parallel verification of the same number won: no second member.
                     member = session.scalar(select(Member).where(Member.mobile == otp.mobile))
             elif not member.is_member:
-                for name, value in answers.items():
-                    if getattr(member, name) in (None, ""):
-                        setattr(member, name, value)
+                apply_answers(member, answers, only_empty=True)
                 _set_attribution_if_empty(member, otp.payload.get("attribution") or {})
                 member.mobile_verified = True
                 issue_card(session, member, page.plan)
@@ -405,13 +470,14 @@ PROFILE_FIELDS = ("full_name", "email", "born_on", "gender", "address", "id_numb
 
 def update_profile(session: Session, member_id: int, answers: dict) -> Member:
     """Members edit their own attributes; the mobile number changes only by a new code."""
-    cleaned = clean_answers(answers, set(), set(PROFILE_FIELDS))
+    editable = profile_attributes(session)
+    cleaned = clean_answers(answers, set(), editable)
     with transaction(session):
         member = session.get(Member, member_id)
-        for name in PROFILE_FIELDS:
-            if name == "id_number" and name not in cleaned:
-                continue  # shown masked, so an empty box means "keep it"
-            setattr(member, name, cleaned.get(name))
+        # A box left empty clears the value, except the ID number: it is shown masked,
+        # so an empty box there means "keep it".
+        apply_answers(member, {name: cleaned.get(name) for name in editable
+                               if name != "id_number" or name in cleaned})
         return member
 
 
@@ -462,7 +528,7 @@ def add_customer(session: Session, *, raw_mobile: str | None, answers: dict, as_
     if as_member and not plan_id:
         errors["plan_id"] = _("Choose the card plan.")
     try:
-        cleaned = clean_answers(answers, required, set(PROFILE_FIELDS))
+        cleaned = clean_answers(answers, required, {n: ATTRIBUTES[n] for n in PROFILE_FIELDS})
     except MemberError as e:
         errors.update(e.details["errors"])
     if errors:
@@ -474,7 +540,8 @@ def add_customer(session: Session, *, raw_mobile: str | None, answers: dict, as_
                               _("This number already belongs to a customer."),
                               errors={"mobile": _("This number already belongs to a customer.")})
         member = Member(mobile=mobile, mobile_verified=False, enroll_store_id=store_id,
-                        enroll_source="staff", **cleaned)
+                        enroll_source="staff", custom={})
+        apply_answers(member, cleaned)
         session.add(member)
         session.flush()
         if as_member:
@@ -725,7 +792,7 @@ def _renumber(page: RegistrationPage) -> None:
 
 def add_field(session: Session, page_id: int, attribute: str, required: bool, *,
               operator_id: int) -> RegistrationPage:
-    if attribute not in ATTRIBUTES:
+    if attribute not in attribute_catalogue(session):
         raise MemberError(MemberErrorCode.INVALID_VALUE, _("Choose a member attribute."),
                           errors={"attribute": _("Choose a member attribute.")})
     with transaction(session):
@@ -900,3 +967,76 @@ def dashboard_counts(session: Session) -> dict[str, int]:
         "published_pages": session.scalar(select(func.count(RegistrationPage.id)).where(
             RegistrationPage.status == PageStatus.PUBLISHED)),
     }
+
+
+# --- staff: custom member attributes ---------------------------------------------------
+
+ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+
+
+def create_custom_attribute(session: Session, *, name: str, key: str, kind: str,
+                            operator_id: int) -> CustomAttribute:
+    """A new member attribute (at most 48). Its key and kind never change afterwards:
+    values already stored depend on them."""
+    name, key = " ".join((name or "").split()), (key or "").strip().lower()
+    errors = {}
+    if not name or len(name) > 60:
+        errors["name"] = _("Give the attribute a name of at most 60 characters.")
+    if not ATTRIBUTE_KEY.match(key):
+        errors["key"] = _("2 to 32 lowercase letters, digits and underscores, "
+                          "starting with a letter.")
+    if kind not in {k.value for k in AttributeKind}:
+        errors["kind"] = _("Choose text, number or date.")
+    with transaction(session):
+        if not errors.get("key") and session.scalar(
+                select(CustomAttribute.id).where(CustomAttribute.key == key)):
+            errors["key"] = _("Another attribute uses this ID.")
+        if session.scalar(select(func.count(CustomAttribute.id))) >= MAX_CUSTOM_ATTRIBUTES:
+            errors["name"] = _("You have %(n)d custom attributes, the most there can be.",
+                               n=MAX_CUSTOM_ATTRIBUTES)
+        if errors:
+            raise MemberError(MemberErrorCode.INVALID_VALUE,
+                              _("Please correct the marked fields."), errors=errors)
+        attribute = CustomAttribute(name=name, key=key, kind=kind)
+        session.add(attribute)
+        session.flush()
+        record(session, operator_id, "attribute.create", attribute,
+               after={"name": name, "key": key, "kind": kind})
+        return attribute
+
+
+def rename_custom_attribute(session: Session, attribute_id: int, name: str, *,
+                            operator_id: int) -> CustomAttribute:
+    name = " ".join((name or "").split())
+    if not name or len(name) > 60:
+        raise MemberError(MemberErrorCode.INVALID_VALUE, _("Please correct the marked fields."),
+                          errors={"name": _("Give the attribute a name of at most 60 "
+                                            "characters.")})
+    with transaction(session):
+        attribute = session.get(CustomAttribute, attribute_id)
+        if attribute is None:
+            raise MemberError(MemberErrorCode.NOT_FOUND, _("No such attribute."))
+        before = {"name": attribute.name}
+        attribute.name = name
+        record(session, operator_id, "attribute.rename", attribute, before=before,
+               after={"name": name})
+        return attribute
+
+
+def delete_custom_attribute(session: Session, attribute_id: int, *,
+                            operator_id: int) -> None:
+    """Remove an attribute no registration form asks for; members' values stay on file."""
+    with transaction(session):
+        attribute = session.get(CustomAttribute, attribute_id)
+        if attribute is None:
+            raise MemberError(MemberErrorCode.NOT_FOUND, _("No such attribute."))
+        pages = list(session.scalars(
+            select(RegistrationPage.name).join(RegistrationField)
+            .where(RegistrationField.attribute == CUSTOM_PREFIX + attribute.key)))
+        if pages:
+            raise MemberError(MemberErrorCode.INVALID_VALUE,
+                              _("Registration pages ask for it: %(pages)s. Remove it from "
+                                "their forms first.", pages=", ".join(pages)))
+        record(session, operator_id, "attribute.delete", attribute,
+               before={"name": attribute.name, "key": attribute.key, "kind": attribute.kind})
+        session.delete(attribute)

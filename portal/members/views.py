@@ -20,7 +20,7 @@ from portal.extensions import limiter
 from portal.members import services
 from portal.members.attributes import normalize_mobile
 from portal.members.errors import MemberError, MemberErrorCode
-from portal.members.forms import CodeForm, MobileForm, ProfileForm, registration_form
+from portal.members.forms import CodeForm, MobileForm, profile_form, registration_form
 from portal.members.models import CodePurpose, MemberCard
 from portal.notifications import services as notifications
 from portal.web.auth import MemberUser, current_member, is_previewing, member_required
@@ -204,9 +204,10 @@ def register(slug: str):
                       for k in ("campaign", "source", "content")}
             session["attribution"] = services.Attribution(page.id, None, **values).as_dict()
         _count_visit(page.id, None)
-    form = registration_form(page.fields)
+    form = registration_form(page.fields, services.attribute_catalogue(db.session))
     if form.validate_on_submit():
-        answers = {f.attribute: form[f.attribute].data for f in page.fields}
+        answers = {f.attribute: form[f.attribute].data for f in page.fields
+                   if f.attribute in form}
         try:
             otp = services.start_registration(db.session, page.id, form.mobile.data, answers,
                                               session.get("attribution"))
@@ -246,19 +247,19 @@ def card_detail(card_id: int):
 @bp.get("/me")
 @member_required
 def profile():
-    return render("members/profile.html", member=current_member, sign_out_form=EmptyForm())
+    return render("members/profile.html", member=current_member,
+                  custom=services.custom_values(db.session, current_member))
 
 
 @bp.route("/me/edit", methods=["GET", "POST"])
 @member_required
 def edit_profile():
     member = current_member._get_current_object()
-    form = ProfileForm(obj=None if request.method == "POST" else member)
-    if request.method == "GET":
-        form.born_on.data = member.born_on.isoformat() if member.born_on else ""
-        form.id_number.data = ""
+    editable = services.profile_attributes(db.session)
+    form = profile_form(editable, data=None if request.method == "POST"
+                        else services.profile_values(member, editable))
     if form.validate_on_submit():
-        answers = {name: form[name].data for name in services.PROFILE_FIELDS}
+        answers = {name: form[name].data for name in editable}
         try:
             services.update_profile(db.session, member.id, answers)
         except MemberError as e:

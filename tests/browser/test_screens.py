@@ -17,6 +17,10 @@ LOCALES = {"en": "en-US", "zh": "zh-CN"}
 
 @pytest.fixture
 def scene(member, link, owner, plan):
+    from portal.members.models import CustomAttribute
+
+    db.session.add(CustomAttribute(key="drink", name="Favourite drink", kind="text"))
+    db.session.commit()
     MemberFactory(full_name="王小明", enroll_page_id=link.page_id, enroll_link_id=link.id,
                   enroll_campaign="spring", enroll_source="poster", id_number="110101199001021234")
     card = db.session.merge(member).cards[0]
@@ -99,7 +103,8 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-page-edit", f"/admin/pages/{pid}"),
                       ("admin-link", f"/admin/links/{lid}"),
                       ("admin-link-print", f"/admin/links/{lid}/print"),
-                      ("admin-audit", "/admin/audit")):
+                      ("admin-audit", "/admin/audit"),
+                      ("admin-attributes", "/admin/attributes")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     page.goto(f"/admin/members/{mid}")

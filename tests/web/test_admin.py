@@ -276,3 +276,40 @@ def test_link_registrations_drill_down_follows_the_link_not_its_values(owner_cli
     other = MemberFactory(enroll_page_id=link.page_id, enroll_link_id=twin.id)
     body = owner_client.get(f"/admin/members?link_id={link.id}").get_data(as_text=True)
     assert f"/admin/members/{mine.id}\"" in body and f"/admin/members/{other.id}\"" not in body
+
+
+def test_custom_attribute_becomes_a_registration_field(owner_client, page):
+    r = owner_client.post("/admin/attributes", data={"name": "Company", "key": "company",
+                                                     "kind": "text"})
+    assert r.status_code == 303
+    body = owner_client.get(f"/admin/pages/{page.id}").get_data(as_text=True)
+    assert 'value="custom__company"' in body
+    owner_client.post(f"/admin/pages/{page.id}/fields", data={"attribute": "custom__company",
+                                                               "required": "y"})
+    form = owner_client.get(f"/r/{page.slug}").get_data(as_text=True)
+    assert 'name="custom__company"' in form and "Company" in form
+
+
+def test_bad_attribute_id_gets_a_field_message(owner_client):
+    r = owner_client.post("/admin/attributes", data={"name": "X", "key": "Bad Key",
+                                                     "kind": "text"})
+    assert r.status_code == 422 and 'id="key-error"' in r.get_data(as_text=True)
+
+
+def test_clerks_cannot_manage_attributes(client, clerk):
+    sign_in_as(client, clerk)
+    assert client.get("/admin/attributes").status_code == 403
+
+
+def test_member_detail_and_profile_show_custom_values(client, owner, member):
+    from portal.members.models import CustomAttribute
+
+    db.session.add(CustomAttribute(key="drink", name="Favourite drink", kind="text"))
+    m = db.session.merge(member)
+    m.custom = {"drink": "Flat white"}
+    db.session.commit()
+    sign_in_as(client, owner)
+    assert "Flat white" in client.get(f"/admin/members/{member.id}").get_data(as_text=True)
+    sign_in_as(client, member)
+    assert "Flat white" in client.get("/me").get_data(as_text=True)
+    assert 'value="Flat white"' in client.get("/me/edit").get_data(as_text=True)

@@ -9,6 +9,7 @@ from tests.fixtures import sign_in_as
 PUBLIC = ["/", "/sign-in", "/admin/sign-in", "/r/{slug}"]
 MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
+         "/admin/attributes",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
          "/admin/links/{link_id}"]
 

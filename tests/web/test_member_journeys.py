@@ -225,3 +225,10 @@ def test_next_parameter_cannot_send_members_off_site(client, member):
 def test_registration_code_page_offers_the_way_back_to_the_form(client, page):
     _register(client, page)
     assert f'href="/r/{page.slug}"' in client.get("/verify").get_data(as_text=True)
+
+
+def test_member_can_clear_their_name(member_client, member):
+    r = member_client.post("/me/edit", data={"full_name": "", "email": ""})
+    assert r.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Member, member.id).full_name == ""
