@@ -1,6 +1,7 @@
 """The merchant area: thin views over the member and staff services."""
 from __future__ import annotations
 
+import re
 from dataclasses import fields as dc_fields
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
@@ -12,7 +13,7 @@ from portal.admin.forms import CustomerForm, SignInForm
 from portal.db import db
 from portal.extensions import limiter
 from portal.members import services as members
-from portal.members.errors import MemberError
+from portal.members.errors import MemberError, MemberErrorCode
 from portal.staff import services as staff_services
 from portal.staff.errors import StaffError
 from portal.staff.models import Role
@@ -91,6 +92,7 @@ def member_list():
         total=members.count_members(db.session, filters) if not before else None,
         pages=[p for p, _funnel in members.page_list(db.session)] if not request.htmx else [],
         tracking=members.tracking_values(db.session) if not request.htmx else {},
+        tags=members.tag_names(db.session) if not request.htmx else [],
         plans=members.plans(db.session) if not request.htmx else [],
         args={k: v for k, v in request.args.items() if k != "before" and v})
 
@@ -137,6 +139,25 @@ def member_detail(member_id: int):
     return render("admin/members/detail.html", member=member, history=history,
                   custom=members.custom_values(db.session, member),
                   preview_form=EmptyForm(), show_id=staff.role == Role.OWNER)
+
+
+@bp.post("/members/<int:member_id>/tags")
+@staff_required(*EVERYONE)
+def member_tags(member_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        # Chinese keyboards type "，": both commas separate tags.
+        members.set_tags(db.session, member_id,
+                         re.split(r"[,，]", request.form.get("tags", "")),
+                         operator_id=current_staff().id)
+    except MemberError as e:
+        if e.code == MemberErrorCode.NOT_FOUND:
+            abort(404)
+        flash(str(e), "error")
+    else:
+        flash(_("Tags are saved."), "success")
+    return redirect(url_for("admin.member_detail", member_id=member_id), 303)
 
 
 @bp.post("/members/<int:member_id>/preview")

@@ -41,6 +41,7 @@ from portal.members.models import (
     RegistrationField,
     RegistrationPage,
     Store,
+    Tag,
     Tier,
     TrackingLink,
 )
@@ -568,6 +569,7 @@ class MemberFilters:
     content: str = ""
     plan_id: int | None = None
     store_id: int | None = None
+    tag: str = ""
 
 
 def _filtered(query: Select, f: MemberFilters) -> Select:
@@ -602,6 +604,8 @@ def _filtered(query: Select, f: MemberFilters) -> Select:
                                           .where(MemberCard.plan_id == f.plan_id)))
     if f.store_id:
         query = query.where(Member.enroll_store_id == f.store_id)
+    if f.tag:
+        query = query.where(Member.tags.any(Tag.name == f.tag))
     return query
 
 
@@ -1040,3 +1044,51 @@ def delete_custom_attribute(session: Session, attribute_id: int, *,
         record(session, operator_id, "attribute.delete", attribute,
                before={"name": attribute.name, "key": attribute.key, "kind": attribute.kind})
         session.delete(attribute)
+
+
+# --- staff: tags ---------------------------------------------------------------------------
+
+TAG_MAX = 40
+
+
+def set_tags(session: Session, member_id: int, names: list[str], *,
+             operator_id: int) -> Member:
+    """Replace the member's tags; new tag names are created on first use."""
+    clean = []
+    for raw in names:
+        name = " ".join(raw.split())
+        if not name:
+            continue
+        if len(name) > TAG_MAX or not name.isprintable():
+            raise MemberError(MemberErrorCode.INVALID_VALUE,
+                              _("Tags are at most %(n)d characters.", n=TAG_MAX),
+                              errors={"tags": _("Tags are at most %(n)d characters.",
+                                                n=TAG_MAX)})
+        if name.casefold() not in {c.casefold() for c in clean}:
+            clean.append(name)
+    with transaction(session):
+        member = session.scalar(select(Member).options(selectinload(Member.tags))
+                                .where(Member.id == member_id))
+        if member is None:
+            raise MemberError(MemberErrorCode.NOT_FOUND, _("No such member."))
+        before = [t.name for t in member.tags]
+        existing = {t.name: t for t in session.scalars(select(Tag).where(Tag.name.in_(clean)))}
+        tags = []
+        for name in clean:
+            tag = existing.get(name)
+            if tag is None:
+                try:
+                    with session.begin_nested():
+                        tag = Tag(name=name)
+                        session.add(tag)
+                except IntegrityError:  # created meanwhile by another request
+                    tag = session.scalar(select(Tag).where(Tag.name == name))
+            tags.append(tag)
+        member.tags = tags
+        record(session, operator_id, "member.tags", member, before={"tags": before},
+               after={"tags": clean})
+        return member
+
+
+def tag_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Tag.name).order_by(Tag.name)))

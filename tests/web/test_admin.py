@@ -313,3 +313,33 @@ def test_member_detail_and_profile_show_custom_values(client, owner, member):
     sign_in_as(client, member)
     assert "Flat white" in client.get("/me").get_data(as_text=True)
     assert 'value="Flat white"' in client.get("/me/edit").get_data(as_text=True)
+
+
+def test_staff_tag_members_and_filter_by_tag(client, clerk, member, other_member):
+    sign_in_as(client, clerk)
+    r = client.post(f"/admin/members/{member.id}/tags", data={"tags": "VIP, vip，regular ,"})
+    assert r.status_code == 303
+    body = client.get("/admin/members?tag=VIP").get_data(as_text=True)
+    assert f"/admin/members/{member.id}\"" in body
+    assert f"/admin/members/{other_member.id}\"" not in body
+    from portal.members.models import Member as M
+
+    db.session.expire_all()
+    assert {t.name for t in db.session.get(M, member.id).tags} == {"regular", "VIP"}
+    entry = db.session.query(AuditEntry).filter_by(action="member.tags").one()
+    assert entry.staff_id == clerk.id and entry.after == {"tags": ["VIP", "regular"]}
+
+
+def test_over_long_tags_are_refused(owner_client, member):
+    owner_client.post(f"/admin/members/{member.id}/tags", data={"tags": "x" * 41})
+    db.session.expire_all()
+    from portal.members.models import Member as M
+
+    assert db.session.get(M, member.id).tags == []
+
+
+def test_member_list_filters_by_status(owner_client):
+    a = MemberFactory(status="abnormal")
+    b = MemberFactory()
+    body = owner_client.get("/admin/members?status=abnormal").get_data(as_text=True)
+    assert f"/admin/members/{a.id}\"" in body and f"/admin/members/{b.id}\"" not in body
