@@ -89,6 +89,14 @@ def tick() -> None:
     click.echo(jobs.run_tick())
 
 
+@jobs_cli.command("daily")
+def daily() -> None:
+    """Run the daily sweeps once, now."""
+    from portal import jobs
+
+    click.echo(jobs.run_daily())
+
+
 @staff_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--name", required=True)

@@ -33,8 +33,9 @@ def _make_huey():
 huey = _make_huey()
 
 _app = None
-# Work the minute tick runs, in registration order: name -> callable(session).
+# Work the minute tick and the daily run do, in registration order: name -> fn(session).
 TICK_HANDLERS: dict[str, Callable] = {}
+DAILY_HANDLERS: dict[str, Callable] = {}
 
 
 def _app_context():
@@ -75,13 +76,31 @@ def on_tick(name: str):
     return decorate
 
 
+def on_daily(name: str):
+    """Register a sweep the daily run does. Sweeps must be idempotent."""
+
+    def decorate(fn):
+        DAILY_HANDLERS[name] = fn
+        return fn
+
+    return decorate
+
+
 def run_tick() -> dict[str, object]:
-    """Run every registered sweep once; one failing sweep does not stop the others."""
+    """Run every minute sweep once; one failing sweep does not stop the others."""
+    return _run(TICK_HANDLERS)
+
+
+def run_daily() -> dict[str, object]:
+    return _run(DAILY_HANDLERS)
+
+
+def _run(handlers: dict[str, Callable]) -> dict[str, object]:
     from portal.db import db
 
     results: dict[str, object] = {}
     with _app_context():
-        for name, handler in TICK_HANDLERS.items():
+        for name, handler in handlers.items():
             try:
                 results[name] = handler(db.session)
             except Exception:  # noqa: BLE001 - logged, retried on the next tick
@@ -94,3 +113,10 @@ def run_tick() -> dict[str, object]:
 @huey.periodic_task(crontab(minute="*"), name="tick")
 def tick():
     return run_tick()
+
+
+# 00:05 UTC. Nothing depends on the exact hour: views compute states from the clock, and
+# the daily sweeps only tidy up what has already lapsed.
+@huey.periodic_task(crontab(minute="5", hour="0"), name="daily")
+def daily():
+    return run_daily()

@@ -1,4 +1,13 @@
 """Every model, imported once so Alembic and the tests see the whole schema."""
+from portal.coupons.models import (  # noqa: F401
+    ClaimLink,
+    Coupon,
+    CouponPackage,
+    CouponTemplate,
+    IssueBatch,
+    MemberTemplateCount,
+    PackageItem,
+)
 from portal.db import Base
 from portal.ledger import Account, Entry  # noqa: F401
 from portal.members.models import (  # noqa: F401
@@ -14,7 +23,7 @@ from portal.members.models import (  # noqa: F401
     Tier,
     TrackingLink,
 )
-from portal.notifications.models import OutboxMessage  # noqa: F401
+from portal.notifications.models import InboxMessage, OutboxMessage  # noqa: F401
 from portal.staff.models import AuditEntry, StaffUser  # noqa: F401
 
 metadata = Base.metadata

@@ -106,3 +106,18 @@ class StaffFactory(Base):
     name = factory.Faker("name")
     role = Role.OWNER
     password_hash = factory.LazyFunction(password_hash)
+
+
+class CouponTemplateFactory(Base):
+    class Meta:
+        model = __import__("portal.coupons.models", fromlist=["CouponTemplate"]).CouponTemplate
+
+    kind = "cash"
+    internal_name = factory.Sequence(lambda n: f"Coupon {n}")
+    title = "¥10 off"
+    currency = "CNY"
+    amount_minor = 1000
+    validity_kind = "relative"
+    starts_after_days = 0
+    valid_days = 30
+    status = "active"

@@ -5,12 +5,12 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal import clock, jobs
 from portal.db import after_commit, transaction
-from portal.notifications.models import Channel, OutboxMessage, OutboxStatus
+from portal.notifications.models import Channel, InboxMessage, OutboxMessage, OutboxStatus
 from portal.notifications.senders import load_sender
 
 log = logging.getLogger(__name__)
@@ -92,3 +92,35 @@ def last_code_message(session: Session, recipient: str) -> OutboxMessage | None:
         select(OutboxMessage).where(OutboxMessage.recipient == recipient,
                                     OutboxMessage.template == "otp")
         .order_by(OutboxMessage.id.desc()).limit(1))
+
+
+# --- the member's inbox ----------------------------------------------------------------
+
+def notify_member(session: Session, member, *, title: str, body: str,
+                  link: str | None = None) -> InboxMessage:
+    """An inbox message, and an e-mail too when the merchant turned e-mail on and the
+    member gave an address. In the caller's transaction."""
+    message = InboxMessage(member_id=member.id, title=title, body=body, link=link)
+    session.add(message)
+    if current_app.config["EMAIL_NOTIFICATIONS"] and member.email:
+        queue(session, channel=Channel.EMAIL, recipient=member.email, template="notice",
+              subject=title, body=body)
+    return message
+
+
+def inbox(session: Session, member_id: int, limit: int = 100) -> list[InboxMessage]:
+    return list(session.scalars(select(InboxMessage).where(InboxMessage.member_id == member_id)
+                                .order_by(InboxMessage.id.desc()).limit(limit)))
+
+
+def unread_count(session: Session, member_id: int) -> int:
+    return session.scalar(select(func.count(InboxMessage.id)).where(
+        InboxMessage.member_id == member_id, InboxMessage.read_at.is_(None)))
+
+
+def mark_read(session: Session, member_id: int) -> int:
+    with transaction(session):
+        return session.execute(
+            update(InboxMessage).where(InboxMessage.member_id == member_id,
+                                       InboxMessage.read_at.is_(None))
+            .values(read_at=clock.now())).rowcount

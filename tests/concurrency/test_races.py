@@ -98,3 +98,64 @@ def test_parallel_account_creation_makes_one_account(app, session):
 
     ids = run_concurrently(app, open_account, list(range(8)))
     assert len(set(ids)) == 1
+
+
+def _member_ids(plan, n):
+    from tests.fixtures import member_with_card
+
+    return [member_with_card(plan).id for _ in range(n)]
+
+
+def test_200_parallel_claims_on_100_coupons_issue_exactly_100(app, session, plan):
+    from portal.coupons import services as coupons
+    from portal.coupons.errors import CouponError, CouponErrorCode
+    from portal.coupons.models import Coupon, CouponTemplate
+    from tests.factories import CouponTemplateFactory
+
+    template = CouponTemplateFactory(inventory_total=100, inventory_left=100)
+    members = _member_ids(plan, 200)
+
+    def claim(s, member_id):
+        return coupons.issue(s, member_id=member_id, template_id=template.id,
+                             source=coupons.Source("test"), key=f"race:{member_id}")
+
+    results = run_concurrently(app, claim, members)
+    won = [r for r in results if isinstance(r, list)]
+    lost = [r for r in results if isinstance(r, CouponError)]
+    assert len(won) == 100 and len(lost) == 100
+    assert {e.code for e in lost} == {CouponErrorCode.OUT_OF_STOCK}
+    session.expire_all()
+    assert session.query(Coupon).count() == 100
+    assert session.get(CouponTemplate, template.id).inventory_left == 0
+
+
+def test_20_parallel_claims_by_one_member_with_limit_2_issue_2(app, session, member):
+    from portal.coupons import services as coupons
+    from portal.coupons.errors import CouponError
+    from portal.coupons.models import Coupon
+    from tests.factories import CouponTemplateFactory
+
+    template = CouponTemplateFactory(per_member_limit=2)
+
+    def claim(s, i):
+        return coupons.issue(s, member_id=member.id, template_id=template.id,
+                             source=coupons.Source("test"), key=f"one-member:{i}")
+
+    results = run_concurrently(app, claim, list(range(20)))
+    assert sum(isinstance(r, list) for r in results) == 2
+    assert all(isinstance(r, list | CouponError) for r in results)
+    assert session.query(Coupon).count() == 2
+
+
+def test_the_same_key_in_parallel_issues_once(app, session, member):
+    from portal.coupons import services as coupons
+    from portal.coupons.models import Coupon
+    from tests.factories import CouponTemplateFactory
+
+    template = CouponTemplateFactory()
+    results = run_concurrently(
+        app, lambda s, _i: coupons.issue(s, member_id=member.id, template_id=template.id,
+                                         source=coupons.Source("test"), key="same"),
+        list(range(8)))
+    assert all(isinstance(r, list) for r in results), results
+    assert session.query(Coupon).count() == 1
