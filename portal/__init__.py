@@ -55,13 +55,17 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from portal.admin.views import bp as admin_bp
+    from portal.coupons.views import bp as coupons_bp
     from portal.members.views import bp as members_bp
+    from portal.notifications.views import bp as notifications_bp
     from portal.web.health import bp as health_bp
     from portal.web.theme import bp as theme_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(theme_bp)
     app.register_blueprint(members_bp)
+    app.register_blueprint(coupons_bp)
+    app.register_blueprint(notifications_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
 
 
@@ -98,6 +102,14 @@ def app_languages() -> dict:
     return current_app.config["LANGUAGES"]
 
 
+def _unread(member) -> int:
+    if member is None:
+        return 0
+    from portal.notifications.services import unread_count
+
+    return unread_count(database.session, member.id)
+
+
 def _register_hooks(app: Flask) -> None:
     from portal.web import security
     from portal.web.auth import current_member, enforce_idle_timeout, is_previewing
@@ -114,7 +126,9 @@ def _register_hooks(app: Flask) -> None:
         from portal.web.auth import current_staff
 
         macros = app.jinja_env.get_template("_macros/forms.html").module
+        member = current_member._get_current_object()
         return {
+            "unread_messages": _unread(member),
             # Form macros for every template and every fragment: a block rendered alone
             # does not run its template's top-level imports.
             "field": macros.field,

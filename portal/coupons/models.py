@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal import clock
 from portal.db import Base, UTCDateTime
+from portal.members.models import RegistrationPage
 
 MAX_INVENTORY = 9_999_999_999
 
@@ -197,3 +198,4 @@ class ClaimLink(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
     template: Mapped[CouponTemplate] = relationship()
+    registration_page: Mapped[RegistrationPage | None] = relationship()

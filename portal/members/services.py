@@ -458,12 +458,14 @@ def member_home(session: Session, member_id: int) -> MemberHome:
         select(ledger.Account.kind, ledger.Account.balance).where(
             ledger.Account.owner_type == "member", ledger.Account.owner_id == member_id,
             ledger.Account.currency.in_(["", currency]))).all())
+    from portal.coupons.services import available_count
+
     return MemberHome(
         member=member, cards=cards,
         points=balances.get(ledger.AccountKind.POINTS, 0),
         prepaid_minor=balances.get(ledger.AccountKind.PREPAID_PRINCIPAL, 0)
         + balances.get(ledger.AccountKind.PREPAID_BONUS, 0),
-        currency=currency, coupons=0)
+        currency=currency, coupons=available_count(session, member_id))
 
 
 PROFILE_FIELDS = ("full_name", "email", "born_on", "gender", "address", "id_number")

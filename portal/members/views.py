@@ -115,11 +115,13 @@ def verify():
             if otp.purpose == CodePurpose.REGISTER:
                 member = services.complete_registration(db.session, otp.id, form.code.data)
                 page = db.session.get(services.RegistrationPage, otp.payload["page_id"])
-                target = _safe_next(page.after_submit_url, url_for("members.card"), external=True)
+                target = _claim_target() or _safe_next(
+                    page.after_submit_url, url_for("members.card"), external=True)
                 flash(_("Welcome! Your membership card is ready."), "success")
             else:
                 member = services.sign_in_with_code(db.session, otp.id, form.code.data)
-                target = _safe_next(session.pop("after_sign_in", ""), "", external=True) \
+                target = _claim_target() \
+                    or _safe_next(session.pop("after_sign_in", ""), "", external=True) \
                     or _safe_next(session.pop("next", ""), url_for("members.card"))
         except MemberError as e:
             apply_error(form, e)
@@ -134,6 +136,12 @@ def _dev_message(otp):
     if not current_app.config["SHOW_DEV_CODES"]:
         return None
     return notifications.last_code_message(db.session, otp.mobile)
+
+
+def _claim_target() -> str | None:
+    """A coupon claim that sent the visitor to sign up comes first afterwards (spec 7.2)."""
+    token = session.get("claim_after")
+    return url_for("coupons.claim", token=token) if token else None
 
 
 def _verify_page(otp, form, status=200):

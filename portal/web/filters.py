@@ -5,7 +5,7 @@ from functools import lru_cache
 
 import segno
 from flask_babel import format_date, format_decimal, format_percent, format_time, get_locale
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from portal import clock
 from portal.members.attributes import display_mobile
@@ -57,6 +57,62 @@ def gender_label(value: str | None) -> str:
     return str(GENDER_LABELS.get(value, "")) if value else ""
 
 
+@lru_cache(maxsize=2048)
+def barcode_svg(data: str, title: str = "") -> Markup:
+    """A Code 128 barcode drawn as SVG rectangles with presentation attributes (the CSP
+    forbids the style attributes python-barcode's own writer uses)."""
+    import barcode
+
+    modules = barcode.get("code128", data).build()[0]
+    quiet = 10
+    bars, x = [], quiet
+    for bit, run in _runs(modules):
+        if bit == "1":
+            bars.append(f'<rect x="{x}" y="0" width="{run}" height="50"/>')
+        x += run
+    width = x + quiet
+    label = f"<title>{escape(title)}</title>" if title else ""
+    return Markup(f'<svg class="barcode" viewBox="0 0 {width} 50" preserveAspectRatio="none" '
+                  f'role="img" xmlns="http://www.w3.org/2000/svg">{label}'
+                  f'<rect width="{width}" height="50" fill="#fff"/>'
+                  f'<g fill="#000">{"".join(bars)}</g></svg>')
+
+
+def _runs(bits: str):
+    start = 0
+    for i in range(1, len(bits) + 1):
+        if i == len(bits) or bits[i] != bits[start]:
+            yield bits[start], i - start
+            start = i
+
+
+def coupon_value(template) -> str:
+    """What a coupon is worth, in words: "¥10.00 off", "15% off", "Free latte"."""
+    from flask_babel import gettext as _
+
+    if template.kind == "cash":
+        return _("%(amount)s off", amount=money(template.amount_minor, template.currency))
+    if template.kind == "discount":
+        percent = format_decimal(template.percent_off / 100, format="#,##0.##")
+        return _("%(percent)s%% off", percent=percent)
+    return template.gift_item or ""
+
+
+def coupon_conditions(template) -> list[str]:
+    from flask_babel import gettext as _
+
+    out = []
+    if template.min_spend_minor:
+        out.append(_("With a spend of %(amount)s or more",
+                     amount=money(template.min_spend_minor, template.currency)))
+    if template.kind == "discount" and template.cap_minor:
+        out.append(_("Up to %(amount)s off", amount=money(template.cap_minor,
+                                                          template.currency)))
+    if template.product_ids:
+        out.append(_("On selected products only"))
+    return out
+
+
 def register(app) -> None:
     app.add_template_filter(money, "money")
     app.add_template_filter(date, "date")
@@ -65,6 +121,9 @@ def register(app) -> None:
     app.add_template_filter(percent, "percent")
     app.add_template_filter(display_mobile, "mobile")
     app.add_template_global(qr_svg, "qr_svg")
+    app.add_template_global(barcode_svg, "barcode_svg")
+    app.add_template_filter(coupon_value, "coupon_value")
+    app.add_template_global(coupon_conditions, "coupon_conditions")
     app.add_template_global(gender_label, "gender_label")
 
 

@@ -24,7 +24,21 @@ def scene(member, link, owner, plan):
     MemberFactory(full_name="王小明", enroll_page_id=link.page_id, enroll_link_id=link.id,
                   enroll_campaign="spring", enroll_source="poster", id_number="110101199001021234")
     card = db.session.merge(member).cards[0]
-    return {"member": member, "owner": owner, "link": link, "page": link.page, "card": card}
+    from portal.coupons import services as coupons
+    from tests.factories import CouponTemplateFactory
+
+    for i, (kind, extra) in enumerate((("cash", {}), ("discount", {"percent_off": 1500,
+                                                                    "amount_minor": None}),
+                                       ("gift", {"gift_item": "Free latte",
+                                                 "amount_minor": None}))):
+        t = CouponTemplateFactory(kind=kind, title=f"Welcome treat {i}", valid_days=2 + i * 20,
+                                  min_spend_minor=3000 if i == 0 else None,
+                                  theme=("teal", "indigo", "amber")[i], **extra)
+        coupons.issue(db.session, member_id=member.id, template_id=t.id,
+                      source=coupons.Source("test"), key=f"scene:{i}")
+    first_coupon = coupons.wallet(db.session, member.id, "available")[0][0]
+    return {"coupon": first_coupon, "member": member, "owner": owner, "link": link,
+            "page": link.page, "card": card}
 
 
 def _watch(page) -> list[str]:
@@ -77,7 +91,9 @@ def test_member_screens(browser, live_server, csrf_live, scene, width, locale):
     page.wait_for_url("**/card")
     for name, url in (("card", "/card"), ("card-detail", f"/cards/{scene['card'].id}"),
                       ("profile", "/me"), ("profile-edit", "/me/edit"),
-                      ("mobile-change", "/me/mobile")):
+                      ("mobile-change", "/me/mobile"), ("wallet", "/wallet"),
+                      ("wallet-used", "/wallet?tab=used"),
+                      ("coupon", f"/wallet/{scene['coupon'].id}"), ("inbox", "/inbox")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     context.close()

@@ -7,7 +7,8 @@ from portal.db import db
 from tests.fixtures import sign_in_as
 
 PUBLIC = ["/", "/sign-in", "/admin/sign-in", "/r/{slug}"]
-MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile"]
+MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet",
+          "/wallet?tab=used", "/inbox"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/attributes",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
