@@ -6,6 +6,7 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     EmailField,
+    HiddenField,
     PasswordField,
     RadioField,
     SelectField,
@@ -88,3 +89,66 @@ class LinkForm(FlaskForm):
     campaign = StringField(_l("Campaign"), render_kw={"maxlength": 64})
     source = StringField(_l("Source"), render_kw={"maxlength": 64})
     content = StringField(_l("Content"), render_kw={"maxlength": 64})
+
+
+# --- coupons ---------------------------------------------------------------------------
+
+THEME_CHOICES = [SelectChoice("teal", _l("Teal")), SelectChoice("indigo", _l("Indigo")),
+                 SelectChoice("amber", _l("Amber")), SelectChoice("rose", _l("Rose")),
+                 SelectChoice("slate", _l("Slate"))]
+
+
+class CouponTemplateForm(FlaskForm):
+    kind = RadioField(_l("Type"), default="cash", validate_choice=False, choices=[
+        SelectChoice("cash", _l("Cash voucher (amount off)")),
+        SelectChoice("discount", _l("Discount (percent off)")),
+        SelectChoice("gift", _l("Gift (a free item)"))])
+    internal_name = StringField(_l("Internal name (members do not see it)"),
+                                render_kw={"maxlength": 120, "required": True})
+    title = StringField(_l("Title"), render_kw={"maxlength": 120, "required": True})
+    subtitle = StringField(_l("Subtitle"), render_kw={"maxlength": 200})
+    theme = SelectField(_l("Colour"), choices=THEME_CHOICES, validate_choice=False)
+    amount = StringField(_l("Amount off"), render_kw={"inputmode": "decimal"})
+    percent = StringField(_l("Percent off"), render_kw={"inputmode": "decimal"})
+    cap = StringField(_l("At most (optional)"), render_kw={"inputmode": "decimal"})
+    gift_item = StringField(_l("Free item"), render_kw={"maxlength": 120})
+    min_spend = StringField(_l("Minimum spend (optional)"), render_kw={"inputmode": "decimal"})
+    validity_kind = RadioField(_l("Valid"), default="relative", validate_choice=False,
+                               choices=[SelectChoice("relative", _l("For a number of days "
+                                                                    "after receipt")),
+                                        SelectChoice("fixed", _l("Between two dates"))])
+    valid_from_on = StringField(_l("First day"), render_kw={"type": "date"})
+    valid_until_on = StringField(_l("Last day"), render_kw={"type": "date"})
+    starts_after_days = StringField(_l("Starts after (days; 0 = at once)"),
+                                    render_kw={"inputmode": "numeric"}, default="0")
+    valid_days = StringField(_l("Valid for (days)"), render_kw={"inputmode": "numeric"},
+                             default="30")
+    inventory_total = StringField(_l("Inventory (empty: unlimited)"),
+                                  render_kw={"inputmode": "numeric"})
+    per_member_limit = StringField(_l("Per member (empty: no limit)"),
+                                   render_kw={"inputmode": "numeric"})
+    product_ids = TextAreaField(_l("Designated products (product or SKU ids)"),
+                                render_kw={"rows": 3})
+    products_file = FileField(_l("…or upload a list (.txt or .csv)"),
+                              render_kw={"accept": ".txt,.csv,text/plain,text/csv"})
+    extra_fields = TextAreaField(_l("Additional fields (key = value, one per line)"),
+                                 render_kw={"rows": 2})
+    instructions = TextAreaField(_l("Instructions"), render_kw={"rows": 3})
+    online_url = StringField(_l("Online: “use now” link"), render_kw={"type": "url"})
+    external_id = StringField(_l("Till: external coupon id"), render_kw={"maxlength": 64})
+
+
+class PackageForm(FlaskForm):
+    name = StringField(_l("Package name"), render_kw={"maxlength": 120, "required": True})
+
+
+class QuickIssueForm(FlaskForm):
+    offer = SelectField(_l("Coupon or package"), choices=[], validate_choice=False)
+    quantity = StringField(_l("Quantity"), default="1", render_kw={"inputmode": "numeric"})
+    reason = StringField(_l("Reason"), render_kw={"maxlength": 200, "required": True})
+    nonce = HiddenField()
+
+
+class ClaimLinkForm(FlaskForm):
+    registration_page_id = SelectField(_l("Visitors who are not members sign up on"),
+                                       coerce=int, choices=[], validate_choice=False)

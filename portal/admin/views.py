@@ -136,8 +136,13 @@ def member_detail(member_id: int):
     history = staff_services.audit_page(db.session, object_type="members",
                                         object_id=str(member.id), limit=20) \
         if staff.role == Role.OWNER else []
+    from portal.admin.coupons import quick_issue_form
+    from portal.coupons.services import member_coupons
+
     return render("admin/members/detail.html", member=member, history=history,
                   custom=members.custom_values(db.session, member),
+                  coupons=member_coupons(db.session, member.id),
+                  issue_form=quick_issue_form() if member.is_member else None,
                   preview_form=EmptyForm(), show_id=staff.role == Role.OWNER)
 
 
@@ -197,4 +202,4 @@ def audit():
                   else [])
 
 
-from portal.admin import pages  # noqa: E402,F401 - registers the page routes on bp
+from portal.admin import coupons, pages  # noqa: E402,F401 - register their routes on bp

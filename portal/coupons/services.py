@@ -282,3 +282,339 @@ def claim(session: Session, token: str, member_id: int) -> list[Coupon]:
     return issue(session, member_id=member_id, template_id=link.template_id,
                  source=Source("claim", ref=str(link.id)),
                  key=f"claim:{link.id}:{member_id}")
+
+
+# --- staff: templates ------------------------------------------------------------------
+
+# Once a coupon is issued these are its terms: issued coupons must keep meaning what they
+# said, so they cannot change any more.
+TERMS = ("kind", "currency", "amount_minor", "percent_off", "cap_minor", "gift_item",
+         "min_spend_minor", "product_ids")
+EDITABLE = ("internal_name", "title", "subtitle", "instructions", "theme", "validity_kind",
+            "valid_from_on", "valid_until_on", "starts_after_days", "valid_days",
+            "per_member_limit", "extra_fields", "online_url", "external_id")
+THEMES = ("teal", "indigo", "amber", "rose", "slate")
+MAX_PRODUCTS = 5000
+
+
+def _invalid(errors: dict) -> CouponError:
+    return CouponError(CouponErrorCode.INVALID, _("Please correct the marked fields."),
+                       errors=errors)
+
+
+def parse_product_ids(text: str) -> list[str]:
+    """Product or SKU ids pasted or uploaded: one per line, or separated by commas,
+    semicolons or spaces."""
+    import re
+
+    ids = [p for p in re.split(r"[\s,;，；]+", text or "") if p]
+    bad = [p for p in ids if len(p) > 64 or not p.isprintable()]
+    if bad or len(ids) > MAX_PRODUCTS:
+        raise _invalid({"product_ids": _("Product ids are up to 64 characters each, at most "
+                                         "%(n)d of them.", n=MAX_PRODUCTS)})
+    return list(dict.fromkeys(ids))
+
+
+def parse_extra_fields(text: str) -> dict[str, str]:
+    """key = value, one per line."""
+    fields = {}
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip() or len(key.strip()) > 40 or len(value.strip()) > 200:
+            raise _invalid({"extra_fields": _("Line %(n)d: write key = value.", n=number)})
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def clean_template(data: dict) -> dict:
+    """Check a template's settings; every problem is reported at once, by field."""
+    errors = {}
+    kind = data.get("kind")
+    if kind not in ("cash", "discount", "gift"):
+        errors["kind"] = _("Choose the type of coupon.")
+    for name in ("internal_name", "title"):
+        if not (data.get(name) or "").strip():
+            errors[name] = _("This field is required.")
+    if kind == "cash" and not (data.get("amount_minor") or 0) > 0:
+        errors["amount_minor"] = _("Enter the amount off, above zero.")
+    if kind == "discount":
+        percent = data.get("percent_off")
+        if percent is None or not 0 < percent <= 10000:
+            errors["percent_off"] = _("Enter a percentage above 0 and at most 100.")
+        if data.get("cap_minor") is not None and data["cap_minor"] <= 0:
+            errors["cap_minor"] = _("The cap must be above zero, or empty for none.")
+    if kind == "gift" and not (data.get("gift_item") or "").strip():
+        errors["gift_item"] = _("Name the free item.")
+    if data.get("validity_kind") == "fixed":
+        start, end = data.get("valid_from_on"), data.get("valid_until_on")
+        if start is None:
+            errors["valid_from_on"] = _("Enter the first day.")
+        if end is None:
+            errors["valid_until_on"] = _("Enter the last day.")
+        elif start is not None and end < start:
+            errors["valid_until_on"] = _("The last day cannot be before the first day.")
+    elif data.get("validity_kind") == "relative":
+        if data.get("starts_after_days") is None or not 0 <= data["starts_after_days"] <= 365:
+            errors["starts_after_days"] = _("From 0 (at once) to 365 days.")
+        if data.get("valid_days") is None or not 1 <= data["valid_days"] <= 3650:
+            errors["valid_days"] = _("From 1 to 3650 days.")
+    else:
+        errors["validity_kind"] = _("Choose how long coupons are valid.")
+    inventory = data.get("inventory_total")
+    if inventory is not None and not 0 <= inventory <= 9_999_999_999:
+        errors["inventory_total"] = _("From 0 to 9,999,999,999, or empty for unlimited.")
+    limit = data.get("per_member_limit")
+    if limit is not None and limit < 1:
+        errors["per_member_limit"] = _("At least 1, or empty for no limit.")
+    if data.get("min_spend_minor") is not None and data["min_spend_minor"] < 0:
+        errors["min_spend_minor"] = _("The minimum spend cannot be negative.")
+    url = (data.get("online_url") or "").strip()
+    if url and not url.startswith("https://"):
+        errors["online_url"] = _("Use an https:// link.")
+    if data.get("theme") not in THEMES:
+        errors["theme"] = _("Choose a colour.")
+    if errors:
+        raise _invalid(errors)
+    clean = dict(data)
+    for name in ("internal_name", "title", "subtitle", "instructions", "gift_item",
+                 "online_url", "external_id"):
+        if isinstance(clean.get(name), str):
+            clean[name] = clean[name].strip()
+    clean["online_url"] = clean.get("online_url") or None
+    clean["external_id"] = clean.get("external_id") or None
+    # Only the fields of the chosen type and validity are kept.
+    if kind != "cash":
+        clean["amount_minor"] = None
+    if kind != "discount":
+        clean["percent_off"] = clean["cap_minor"] = None
+    if kind != "gift":
+        clean["gift_item"] = None
+    if clean["validity_kind"] == "fixed":
+        clean["starts_after_days"] = clean["valid_days"] = None
+    else:
+        clean["valid_from_on"] = clean["valid_until_on"] = None
+    return clean
+
+
+def _snapshot(template: CouponTemplate) -> dict:
+    return {name: getattr(template, name) for name in (*TERMS, *EDITABLE, "status",
+                                                       "inventory_total")}
+
+
+def issued_count(session: Session, template_id: int) -> int:
+    return session.scalar(select(func.count(Coupon.id))
+                          .where(Coupon.template_id == template_id))
+
+
+def create_template(session: Session, data: dict, *, operator_id: int) -> CouponTemplate:
+    clean = clean_template(data)
+    with transaction(session):
+        inventory = clean.pop("inventory_total", None)
+        template = CouponTemplate(**{k: clean[k] for k in (*TERMS, *EDITABLE)},
+                                  inventory_total=inventory, inventory_left=inventory,
+                                  status=TemplateStatus.DRAFT)
+        session.add(template)
+        session.flush()
+        record(session, operator_id, "coupon_template.create", template,
+               after=_snapshot(template))
+        return template
+
+
+def update_template(session: Session, template_id: int, data: dict, *,
+                    operator_id: int) -> CouponTemplate:
+    """Change a template. Once coupons are issued their terms stay as they were, and the
+    inventory cannot go below what was already given out."""
+    clean = clean_template(data)
+    with transaction(session):
+        template = session.scalar(select(CouponTemplate).where(CouponTemplate.id == template_id)
+                                  .with_for_update())
+        if template is None:
+            raise CouponError(CouponErrorCode.NOT_FOUND, _("There is no such coupon."))
+        before = _snapshot(template)
+        issued = issued_count(session, template.id)
+        if issued:
+            locked = [name for name in TERMS if clean.get(name) != getattr(template, name)]
+            if locked:
+                raise _invalid({name: _("Coupons have been issued with this: it cannot "
+                                        "change any more.") for name in locked})
+        _set_inventory(session, template, clean.get("inventory_total"), issued)
+        for name in EDITABLE:
+            setattr(template, name, clean[name])
+        if not issued:
+            for name in TERMS:
+                setattr(template, name, clean[name])
+        template.updated_at = clock.now()
+        record(session, operator_id, "coupon_template.update", template, before=before,
+               after=_snapshot(template))
+        return template
+
+
+def _set_inventory(session, template, new_total, issued) -> None:
+    if new_total == template.inventory_total:
+        return
+    if new_total is not None and new_total < issued:
+        raise _invalid({"inventory_total": _("%(n)d are already issued: the inventory "
+                                             "cannot be lower.", n=issued)})
+    # Relative to what is left now, in one conditional UPDATE: issues running meanwhile
+    # keep their count.
+    if new_total is None:
+        values = {"inventory_total": None, "inventory_left": None}
+    elif template.inventory_total is None:
+        values = {"inventory_total": new_total, "inventory_left": new_total - issued}
+    else:
+        delta = new_total - template.inventory_total
+        values = {"inventory_total": new_total,
+                  "inventory_left": CouponTemplate.inventory_left + delta}
+    changed = session.execute(
+        update(CouponTemplate).where(CouponTemplate.id == template.id,
+                                     CouponTemplate.inventory_total.is_(None)
+                                     if template.inventory_total is None else
+                                     CouponTemplate.inventory_total == template.inventory_total)
+        .values(**values)).rowcount
+    if changed == 0:
+        raise CouponError(CouponErrorCode.LOCKED,
+                          _("The inventory changed meanwhile. Reload and try again."))
+    session.refresh(template)
+
+
+def set_template_status(session: Session, template_id: int, status: str, *,
+                        operator_id: int) -> CouponTemplate:
+    if status not in (TemplateStatus.ACTIVE, TemplateStatus.INACTIVE):
+        raise _invalid({"status": _("Choose active or inactive.")})
+    with transaction(session):
+        template = session.get(CouponTemplate, template_id)
+        if template is None:
+            raise CouponError(CouponErrorCode.NOT_FOUND, _("There is no such coupon."))
+        before = {"status": template.status}
+        template.status = status
+        record(session, operator_id, f"coupon_template.{status}", template, before=before,
+               after={"status": status})
+        return template
+
+
+@dataclass
+class TemplateStats:
+    issued: int = 0
+    available: int = 0
+    used: int = 0
+    expired: int = 0
+
+    @property
+    def redemption_rate(self) -> float | None:
+        return self.used / self.issued if self.issued else None
+
+
+def template_list(session: Session) -> list[tuple[CouponTemplate, TemplateStats]]:
+    """Every template with issued / available / used / expired counts, in two queries."""
+    now = clock.now()
+    state = case(
+        (Coupon.status == CouponStatus.USED, "used"),
+        ((Coupon.status == CouponStatus.EXPIRED) | (Coupon.valid_until <= now), "expired"),
+        else_="available")
+    stats: dict[int, TemplateStats] = {}
+    for template_id, name, count in session.execute(
+            select(Coupon.template_id, state, func.count(Coupon.id))
+            .group_by(Coupon.template_id, state)):
+        s = stats.setdefault(template_id, TemplateStats())
+        setattr(s, name, count)
+        s.issued += count
+    templates = session.scalars(select(CouponTemplate).order_by(CouponTemplate.id.desc()))
+    return [(t, stats.get(t.id, TemplateStats())) for t in templates]
+
+
+def active_templates(session: Session) -> list[CouponTemplate]:
+    return list(session.scalars(select(CouponTemplate).where(
+        CouponTemplate.status == TemplateStatus.ACTIVE).order_by(CouponTemplate.title)))
+
+
+def active_packages(session: Session) -> list[CouponPackage]:
+    return list(session.scalars(select(CouponPackage).where(
+        CouponPackage.status == TemplateStatus.ACTIVE).order_by(CouponPackage.name)))
+
+
+# --- staff: packages and claim links ---------------------------------------------------
+
+def create_package(session: Session, name: str, items: list[tuple[int, int]], *,
+                   operator_id: int) -> CouponPackage:
+    name = " ".join((name or "").split())
+    errors = {}
+    if not name:
+        errors["name"] = _("Give the package a name.")
+    merged: dict[int, int] = {}
+    for template_id, quantity in items:
+        if quantity < 1 or quantity > MAX_PER_ISSUE:
+            errors["items"] = _("Each quantity is from 1 to %(n)d.", n=MAX_PER_ISSUE)
+        merged[template_id] = merged.get(template_id, 0) + quantity
+    if not merged:
+        errors["items"] = _("Add at least one coupon.")
+    if errors:
+        raise _invalid(errors)
+    with transaction(session):
+        found = set(session.scalars(select(CouponTemplate.id)
+                                    .where(CouponTemplate.id.in_(merged))))
+        if found != set(merged):
+            raise _invalid({"items": _("Choose coupons from the list.")})
+        package = CouponPackage(name=name, items=[
+            PackageItem(template_id=t, quantity=q) for t, q in sorted(merged.items())])
+        session.add(package)
+        session.flush()
+        record(session, operator_id, "coupon_package.create", package,
+               after={"name": name, "items": sorted(merged.items())})
+        return package
+
+
+def set_package_status(session: Session, package_id: int, active: bool, *,
+                       operator_id: int) -> None:
+    with transaction(session):
+        package = session.get(CouponPackage, package_id)
+        if package is None:
+            raise CouponError(CouponErrorCode.NOT_FOUND, _("There is no such package."))
+        package.status = TemplateStatus.ACTIVE if active else TemplateStatus.INACTIVE
+        record(session, operator_id, "coupon_package.status", package,
+               after={"status": package.status})
+
+
+def packages(session: Session) -> list[CouponPackage]:
+    return list(session.scalars(select(CouponPackage).options(
+        selectinload(CouponPackage.items).selectinload(PackageItem.template))
+        .order_by(CouponPackage.id.desc())))
+
+
+def create_claim_link(session: Session, template_id: int, registration_page_id: int | None,
+                      *, operator_id: int) -> ClaimLink:
+    with transaction(session):
+        if session.get(CouponTemplate, template_id) is None:
+            raise CouponError(CouponErrorCode.NOT_FOUND, _("There is no such coupon."))
+        link = ClaimLink(token=secrets.token_urlsafe(9), template_id=template_id,
+                         registration_page_id=registration_page_id or None)
+        session.add(link)
+        session.flush()
+        record(session, operator_id, "claim_link.create", link,
+               after={"template_id": template_id, "page_id": registration_page_id})
+        return link
+
+
+def set_claim_link_active(session: Session, link_id: int, active: bool, *,
+                          operator_id: int) -> ClaimLink:
+    with transaction(session):
+        link = session.get(ClaimLink, link_id)
+        if link is None:
+            raise CouponError(CouponErrorCode.NOT_FOUND, _("This offer is not available."))
+        link.is_active = active
+        record(session, operator_id, "claim_link.status", link, after={"active": active})
+        return link
+
+
+def claim_links(session: Session, template_id: int) -> list[ClaimLink]:
+    return list(session.scalars(select(ClaimLink).options(
+        selectinload(ClaimLink.registration_page))
+        .where(ClaimLink.template_id == template_id).order_by(ClaimLink.id)))
+
+
+def member_coupons(session: Session, member_id: int, limit: int = 50) -> list[Coupon]:
+    """For the admin's member page: newest first."""
+    return list(session.scalars(select(Coupon).options(selectinload(Coupon.template))
+                                .where(Coupon.member_id == member_id)
+                                .order_by(Coupon.id.desc()).limit(limit)))

@@ -147,6 +147,21 @@ def card_status_label(value: str) -> str:
                .get(value, value))
 
 
+def template_status_label(value: str) -> str:
+    from flask_babel import lazy_gettext as _l
+
+    return str({"draft": _l("Draft"), "active": _l("Active"), "inactive": _l("Inactive")}
+               .get(value, value))
+
+
+def coupon_state_label(value: str) -> str:
+    from flask_babel import lazy_gettext as _l
+
+    return str({"available": _l("Available"), "used": _l("Used"), "expired": _l("Expired"),
+                "not_yet_valid": _l("Not yet valid")}.get(value, value))
+
+
 def register_labels(app) -> None:
-    for fn in (role_label, status_label, card_status_label):
+    for fn in (role_label, status_label, card_status_label, template_status_label,
+               coupon_state_label):
         app.add_template_global(fn, fn.__name__)

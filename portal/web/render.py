@@ -13,17 +13,17 @@ from jinja2_fragments.flask import render_block
 MAIN_BLOCKS = ("admin", "content")
 
 
-def render(template: str, block: str | None = None, status: int = 200, **context):
+def render(template_name: str, block: str | None = None, status: int = 200, **context):
     htmx = request.htmx
     body = None
     if htmx and not htmx.boosted and not htmx.history_restore_request:
-        own_blocks = current_app.jinja_env.get_template(template).blocks
+        own_blocks = current_app.jinja_env.get_template(template_name).blocks
         chosen = next((name for name in (htmx.target, block, *MAIN_BLOCKS)
                        if name and name in own_blocks), None)
         if chosen is not None:
-            body = render_block(template, chosen, **context)
+            body = render_block(template_name, chosen, **context)
     if body is None:
-        body = render_template(template, **context)
+        body = render_template(template_name, **context)
     response = make_response(body, status)
     response.vary.add("HX-Request")
     return response

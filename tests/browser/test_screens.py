@@ -120,7 +120,11 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-link", f"/admin/links/{lid}"),
                       ("admin-link-print", f"/admin/links/{lid}/print"),
                       ("admin-audit", "/admin/audit"),
-                      ("admin-attributes", "/admin/attributes")):
+                      ("admin-attributes", "/admin/attributes"),
+                      ("admin-coupons", "/admin/coupons"),
+                      ("admin-coupon-new", "/admin/coupons/new"),
+                      ("admin-coupon-edit", f"/admin/coupons/{scene['coupon'].template_id}"),
+                      ("admin-coupon-packages", "/admin/coupon-packages")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     page.goto(f"/admin/members/{mid}")

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "translations" / "zh_Hans" / "LC_MESSAGES" / "messages.po"
 METHODS = [("portal/**.py", "python"), ("templates/**.html", "jinja2")]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None,
-            "_l": None}
+            "_l": None, "pgettext": ((1, "c"), 2)}
 
 
 def _catalog():
@@ -23,11 +23,12 @@ def test_every_entry_is_translated_and_none_is_fuzzy():
 
 
 def test_every_string_in_the_code_is_in_the_catalog():
-    known = {m.id if isinstance(m.id, str) else m.id[0] for m in _catalog() if m.id}
+    known = {(m.id if isinstance(m.id, str) else m.id[0], m.context)
+             for m in _catalog() if m.id}
     in_code = set()
-    for _file, _line, message, _comments, _context in extract_from_dir(
+    for _file, _line, message, _comments, context in extract_from_dir(
             str(ROOT), method_map=METHODS, keywords=KEYWORDS):
-        in_code.add(message if isinstance(message, str) else message[0])
+        in_code.add((message if isinstance(message, str) else message[0], context))
     assert len(in_code) > 100  # the extractor really read the code and the templates
     assert sorted(in_code - known) == []
 
