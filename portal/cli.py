@@ -161,3 +161,23 @@ def register(app) -> None:
     app.cli.add_command(plans_cli)
     app.cli.add_command(stores_cli)
     app.cli.add_command(seed)
+    app.cli.add_command(create_api_client)
+
+
+@click.command("create-api-client")
+@click.option("--store", "store_code", required=True, help="the store's code")
+@click.option("--name", required=True)
+@click.option("--channel", type=click.Choice(["POS", "ONLINE"]), default="POS",
+              show_default=True)
+def create_api_client(store_code: str, name: str, channel: str) -> None:
+    """Create a till or shop client and print its key (shown only this once)."""
+    from portal.api.services import ApiClientError
+    from portal.api.services import create_client as create
+    from portal.db import db
+
+    try:
+        client, key = create(db.session, name=name, store_code=store_code, channel=channel)
+    except ApiClientError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"Client {client.id} ({name}, {channel}) for store {store_code.upper()}.")
+    click.echo(f"Key (shown once, keep it secret): {key}")

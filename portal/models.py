@@ -1,4 +1,5 @@
 """Every model, imported once so Alembic and the tests see the whole schema."""
+from portal.api.models import ApiClient  # noqa: F401
 from portal.coupons.models import (  # noqa: F401
     ClaimLink,
     Coupon,
@@ -7,6 +8,7 @@ from portal.coupons.models import (  # noqa: F401
     IssueBatch,
     MemberTemplateCount,
     PackageItem,
+    Redemption,
 )
 from portal.db import Base
 from portal.ledger import Account, Entry  # noqa: F401

@@ -71,6 +71,8 @@ class CouponTemplate(Base):
     per_member_limit: Mapped[int | None]
     product_ids: Mapped[list] = mapped_column(JSON, default=list)
     extra_fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Where it can be used: ["POS"], ["ONLINE"] or both.
+    channels: Mapped[list] = mapped_column(JSON, default=lambda: ["POS", "ONLINE"])
     online_url: Mapped[str | None] = mapped_column(String(500))
     external_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(10), default=TemplateStatus.DRAFT)
@@ -181,6 +183,28 @@ class Coupon(Base):
     @property
     def grouped_code(self) -> str:
         return "-".join(self.code[i:i + 4] for i in range(0, len(self.code), 4))
+
+
+class Redemption(Base):
+    """A coupon used on an order, at a till or in a shop. One per coupon while it stands;
+    a rollback (a refund) makes the coupon available again."""
+
+    __tablename__ = "coupon_redemptions"
+    __table_args__ = (Index("ix_coupon_redemptions_order", "coupon_id", "order_external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"), index=True)
+    order_external_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    channel: Mapped[str] = mapped_column(String(8))
+    discount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    coupon: Mapped[Coupon] = relationship()
 
 
 class ClaimLink(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select, update
@@ -22,11 +23,13 @@ from portal.coupons.models import (
     IssueBatch,
     MemberTemplateCount,
     PackageItem,
+    Redemption,
     TemplateStatus,
     ValidityKind,
 )
 from portal.db import transaction
 from portal.members.models import Member
+from portal.money import Money
 from portal.staff.services import record
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
@@ -618,3 +621,135 @@ def member_coupons(session: Session, member_id: int, limit: int = 50) -> list[Co
     return list(session.scalars(select(Coupon).options(selectinload(Coupon.template))
                                 .where(Coupon.member_id == member_id)
                                 .order_by(Coupon.id.desc()).limit(limit)))
+
+
+# --- redemption at a till or in a shop ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Line:
+    product_id: str = ""
+    sku_id: str = ""
+    category: str = ""
+    quantity: int = 1
+    amount: int = 0  # the line's total, in minor units
+
+
+@dataclass
+class Check:
+    valid: bool
+    reason_code: str | None
+    discount_minor: int
+    currency: str
+    coupon: Coupon | None = None
+
+
+def _lookup(session: Session, code: str, *, for_update: bool = False) -> Coupon | None:
+    query = select(Coupon).options(selectinload(Coupon.template)).where(
+        Coupon.code == (code or "").replace("-", "").replace(" ", "").upper())
+    return session.scalar(query.with_for_update() if for_update else query)
+
+
+def discount_for(template: CouponTemplate, lines: list[Line]) -> tuple[str | None, int]:
+    """(reason it cannot apply, or None; the discount in minor units) for an order."""
+    wanted = set(template.product_ids or [])
+    eligible = [ln for ln in lines if not wanted or ln.product_id in wanted
+                or ln.sku_id in wanted]
+    if wanted and not eligible:
+        return "no_eligible_product", 0
+    subtotal = sum(ln.amount for ln in eligible)
+    if template.min_spend_minor and subtotal < template.min_spend_minor:
+        return "min_spend", 0
+    if template.kind == "cash":
+        return None, min(template.amount_minor, subtotal)
+    if template.kind == "discount":
+        off = Money(subtotal, template.currency).multiply(
+            Decimal(template.percent_off) / 10000).minor
+        return None, min(off, template.cap_minor) if template.cap_minor else off
+    # A gift: the cheapest eligible unit is free when the products are named; otherwise
+    # the till hands the item over and nothing is taken off the order.
+    units = [ln.amount // ln.quantity for ln in eligible if ln.quantity > 0] if wanted else []
+    return None, min(units) if units else 0
+
+
+def check(session: Session, *, code: str, member_id: int | None, channel: str,
+          lines: list[Line], for_update: bool = False) -> Check:
+    coupon = _lookup(session, code, for_update=for_update)
+    if coupon is None:
+        return Check(False, "unknown", 0, "")
+    template = coupon.template
+    currency = template.currency
+
+    def no(reason):
+        return Check(False, reason, 0, currency, coupon)
+
+    if member_id is not None and coupon.member_id != member_id:
+        return no("other_member")
+    state = coupon.state()
+    if state == CouponStatus.USED:
+        return no("used")
+    if state == CouponStatus.EXPIRED:
+        return no("expired")
+    if state == "not_yet_valid":
+        return no("not_yet_valid")
+    if template.status != TemplateStatus.ACTIVE:
+        return no("inactive")
+    if channel not in (template.channels or []):
+        return no("wrong_channel")
+    reason, discount = discount_for(template, lines)
+    if reason:
+        return no(reason)
+    return Check(True, None, discount, currency, coupon)
+
+
+def redeem(session: Session, *, code: str, member_id: int | None, channel: str,
+           lines: list[Line], order_external_id: str, client_id: int,
+           store_id: int) -> tuple[Redemption | None, Check]:
+    """Use a coupon on an order: once. The same code and order again returns the first
+    redemption (a till that retries after a timeout does not fail or double count)."""
+    with transaction(session):
+        # Lock the coupon first: a retry of the same order waits here for the first
+        # attempt, then finds its redemption.
+        coupon = _lookup(session, code, for_update=True)
+        if coupon is not None:
+            earlier = session.scalar(select(Redemption).where(
+                Redemption.coupon_id == coupon.id,
+                Redemption.order_external_id == order_external_id,
+                Redemption.rolled_back_at.is_(None)))
+            if earlier is not None:
+                return earlier, Check(True, None, earlier.discount_minor, earlier.currency,
+                                      coupon)
+        result = check(session, code=code, member_id=member_id, channel=channel,
+                       lines=lines)
+        if not result.valid:
+            return None, result
+        # The conditional UPDATE decides between two tills using the same code at once.
+        used = session.execute(update(Coupon).where(
+            Coupon.id == result.coupon.id, Coupon.status == CouponStatus.AVAILABLE)
+            .values(status=CouponStatus.USED, used_at=clock.now())).rowcount
+        if used == 0:
+            return None, Check(False, "used", 0, result.currency, result.coupon)
+        redemption = Redemption(
+            coupon_id=result.coupon.id, order_external_id=order_external_id,
+            client_id=client_id, store_id=store_id, channel=channel,
+            discount_minor=result.discount_minor, currency=result.currency,
+            lines=[line.__dict__ for line in lines])
+        session.add(redemption)
+        session.flush()
+        return redemption, result
+
+
+def rollback(session: Session, redemption_id: int, *, store_id: int) -> Redemption:
+    """Undo a redemption (a refund), once: the coupon is available again while valid."""
+    with transaction(session):
+        redemption = session.scalar(select(Redemption).where(Redemption.id == redemption_id)
+                                    .with_for_update())
+        if redemption is None or redemption.store_id != store_id:
+            raise CouponError(CouponErrorCode.NOT_FOUND, _("There is no such redemption."))
+        if redemption.rolled_back_at is not None:
+            raise CouponError(CouponErrorCode.LOCKED,
+                              _("This redemption was already rolled back."))
+        redemption.rolled_back_at = clock.now()
+        session.execute(update(Coupon).where(Coupon.id == redemption.coupon_id,
+                                             Coupon.status == CouponStatus.USED)
+                        .values(status=CouponStatus.AVAILABLE, used_at=None))
+        return redemption

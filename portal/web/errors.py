@@ -12,6 +12,7 @@ MESSAGES = {
           _l("The form may have expired. Go back, reload the page and try again.")),
     403: (_l("Not allowed"), _l("You do not have access to this page.")),
     404: (_l("Page not found"), _l("We could not find what you were looking for.")),
+    405: (_l("Not allowed"), _l("This page cannot be used that way.")),
     413: (_l("File too large"), _l("Choose a smaller file and try again.")),
     429: (_l("Too many requests"), _l("Please wait a moment before trying again.")),
     500: (_l("Something went wrong"),
@@ -23,14 +24,20 @@ def _error_page(status: int, detail: str | None = None):
     title, message = MESSAGES[status]
     if detail == "preview":
         message = _l("This is a preview: nothing can be changed.")
-    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+    if request.path.startswith("/api/"):
+        from portal.api.errors import ApiProblem
+
+        return ApiProblem(status, {404: "not_found", 405: "method_not_allowed",
+                                   429: "too_many_requests"}.get(status, f"http_{status}"),
+                          str(title)).response()
+    if request.accept_mimetypes.best == "application/json":
         return jsonify(error={"status": status, "message": str(message)}), status
     return render("errors/error.html", block="content", status=status, code=status,
                   title=title, message=message)
 
 
 def register(app) -> None:
-    for status in (400, 403, 404, 413, 429, 500):
+    for status in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(
             status, lambda e, s=status: _error_page(s, getattr(e, "description", None)
                                                     if s == 403 else None))

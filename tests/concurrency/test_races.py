@@ -159,3 +159,47 @@ def test_the_same_key_in_parallel_issues_once(app, session, member):
         list(range(8)))
     assert all(isinstance(r, list) for r in results), results
     assert session.query(Coupon).count() == 1
+
+
+def test_two_tills_redeeming_one_code_at_once_one_wins(app, session, member, store):
+    from portal.api import services as api_clients
+    from portal.coupons import services as coupons
+    from portal.coupons.models import Redemption
+    from tests.factories import CouponTemplateFactory
+
+    client, _key = api_clients.create_client(session, name="Till", store_code=store.code,
+                                             channel="POS")
+    template = CouponTemplateFactory()
+    (coupon,) = coupons.issue(session, member_id=member.id, template_id=template.id,
+                              source=coupons.Source("test"), key="k")
+
+    def redeem(s, i):
+        redemption, result = coupons.redeem(
+            s, code=coupon.code, member_id=None, channel="POS",
+            lines=[coupons.Line(amount=5000)], order_external_id=f"order-{i}",
+            client_id=client.id, store_id=store.id)
+        return redemption
+
+    results = run_concurrently(app, redeem, list(range(10)))
+    assert sum(r is not None and not isinstance(r, Exception) for r in results) == 1
+    assert session.query(Redemption).count() == 1
+
+
+def test_a_till_retrying_the_same_order_in_parallel_gets_one_redemption(app, session, member,
+                                                                          store):
+    from portal.api import services as api_clients
+    from portal.coupons import services as coupons
+    from portal.coupons.models import Redemption
+    from tests.factories import CouponTemplateFactory
+
+    client, _key = api_clients.create_client(session, name="Till", store_code=store.code,
+                                             channel="POS")
+    template = CouponTemplateFactory()
+    (coupon,) = coupons.issue(session, member_id=member.id, template_id=template.id,
+                              source=coupons.Source("test"), key="k")
+    results = run_concurrently(app, lambda s, _i: coupons.redeem(
+        s, code=coupon.code, member_id=None, channel="POS", lines=[coupons.Line(amount=100)],
+        order_external_id="same-order", client_id=client.id, store_id=store.id)[0],
+        list(range(6)))
+    assert len({r.id for r in results}) == 1
+    assert session.query(Redemption).count() == 1

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from flask import jsonify
+
+
+class ApiProblem(Exception):
+    """An RFC 9457 problem: `code` is stable for programs, `detail` is for people."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str = "", **extra):
+        super().__init__(detail or title)
+        self.status, self.code, self.title, self.detail, self.extra = (status, code, title,
+                                                                       detail, extra)
+
+    def response(self):
+        body = {"type": f"https://tessera.dev/problems/{self.code}", "title": self.title,
+                "status": self.status, "code": self.code, **self.extra}
+        if self.detail:
+            body["detail"] = self.detail
+        response = jsonify(body)
+        response.status_code = self.status
+        response.mimetype = "application/problem+json"
+        return response
