@@ -9,13 +9,21 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
-from portal.admin.forms import ClaimLinkForm, CouponTemplateForm, PackageForm, QuickIssueForm
+from portal.admin.forms import (
+    ApiClientForm,
+    ClaimLinkForm,
+    CouponTemplateForm,
+    PackageForm,
+    QuickIssueForm,
+)
 from portal.admin.views import EVERYONE, MANAGERS, bp
+from portal.api import services as api_services
 from portal.coupons import services as coupons
 from portal.coupons.errors import CouponError, CouponErrorCode
 from portal.db import db
 from portal.members import services as members
 from portal.money import Money
+from portal.staff.models import Role
 from portal.web.auth import current_staff, staff_required
 from portal.web.forms import EmptyForm, apply_error, shown_status
 from portal.web.render import render
@@ -86,6 +94,7 @@ def _parse(form: CouponTemplateForm, currency: str) -> tuple[dict, dict]:
         "inventory_total": whole("inventory_total"),
         "per_member_limit": whole("per_member_limit"),
         "online_url": form.online_url.data, "external_id": form.external_id.data,
+        "channels": sorted(set(form.channels.data or [])),
     }
     for name, parse in (("product_ids", coupons.parse_product_ids),
                         ("extra_fields", coupons.parse_extra_fields)):
@@ -126,6 +135,7 @@ def _fill(form: CouponTemplateForm, t) -> None:
     form.product_ids.data = "\n".join(t.product_ids or [])
     form.extra_fields.data = "\n".join(f"{k} = {v}" for k, v in (t.extra_fields or {}).items())
     form.online_url.data, form.external_id.data = t.online_url or "", t.external_id or ""
+    form.channels.data = list(t.channels or [])
 
 
 @bp.get("/coupons")
@@ -321,3 +331,44 @@ def member_issue(member_id: int):
         else:
             flash(_("Issued."), "success")
     return redirect(url_for("admin.member_detail", member_id=member_id), 303)
+
+
+# --- API clients (owners) ----------------------------------------------------------------
+
+def _api_client_form() -> ApiClientForm:
+    form = ApiClientForm()
+    form.store.choices = [SelectChoice(s.code, f"{s.name} ({s.code})")
+                          for s in members.stores(db.session)]
+    return form
+
+
+@bp.route("/api-clients", methods=["GET", "POST"])
+@staff_required(Role.OWNER)
+def api_client_list():
+    form = _api_client_form()
+    new_key = None
+    status = shown_status()
+    if form.validate_on_submit():
+        try:
+            client, new_key = api_services.create_client(
+                db.session, name=form.name.data, store_code=form.store.data,
+                channel=form.channel.data, operator_id=current_staff().id)
+        except api_services.ApiClientError as e:
+            form[e.field].errors = [str(e)] if e.field in form else []
+            status = 422
+        else:
+            # Shown on this response only: the key is not stored, so it cannot be shown again.
+            form = _api_client_form()
+            status = 201
+    return render("admin/api_clients.html", form=form, new_key=new_key, status=status,
+                  clients=api_services.clients(db.session))
+
+
+@bp.post("/api-clients/<int:client_id>/revoke")
+@staff_required(Role.OWNER)
+def api_client_revoke(client_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    api_services.revoke(db.session, client_id, operator_id=current_staff().id)
+    flash(_("The key no longer works."), "success")
+    return redirect(url_for("admin.api_client_list"), 303)

@@ -10,11 +10,13 @@ from wtforms import (
     PasswordField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.members.attributes import ATTRIBUTES
 from portal.members.forms import MOBILE_KW, attribute_field
@@ -134,6 +136,12 @@ class CouponTemplateForm(FlaskForm):
     extra_fields = TextAreaField(_l("Additional fields (key = value, one per line)"),
                                  render_kw={"rows": 2})
     instructions = TextAreaField(_l("Instructions"), render_kw={"rows": 3})
+    channels = SelectMultipleField(_l("Can be used"), default=["POS", "ONLINE"],
+                                   validate_choice=False,
+                                   choices=[SelectChoice("POS", _l("At the till")),
+                                            SelectChoice("ONLINE", _l("Online"))],
+                                   widget=ListWidget(prefix_label=False),
+                                   option_widget=CheckboxInput())
     online_url = StringField(_l("Online: “use now” link"), render_kw={"type": "url"})
     external_id = StringField(_l("Till: external coupon id"), render_kw={"maxlength": 64})
 
@@ -147,6 +155,14 @@ class QuickIssueForm(FlaskForm):
     quantity = StringField(_l("Quantity"), default="1", render_kw={"inputmode": "numeric"})
     reason = StringField(_l("Reason"), render_kw={"maxlength": 200, "required": True})
     nonce = HiddenField()
+
+
+class ApiClientForm(FlaskForm):
+    name = StringField(_l("Name"), render_kw={"maxlength": 120, "required": True})
+    store = SelectField(_l("Store"), choices=[], validate_choice=False)
+    channel = SelectField(_l("Channel"), validate_choice=False,
+                          choices=[SelectChoice("POS", _l("POS (a till)")),
+                                   SelectChoice("ONLINE", _l("ONLINE (a web shop)"))])
 
 
 class ClaimLinkForm(FlaskForm):

@@ -37,6 +37,7 @@ def client_required(view):
             raise ApiProblem(401, "unauthorized", "Missing or wrong API key",
                              "Send Authorization: Bearer <key>.")
         g.api_client = client
+        api_clients.touch(db.session, client.id)
         return view(*args, **kwargs)
 
     return wrapped

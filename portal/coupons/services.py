@@ -295,7 +295,7 @@ TERMS = ("kind", "currency", "amount_minor", "percent_off", "cap_minor", "gift_i
          "min_spend_minor", "product_ids")
 EDITABLE = ("internal_name", "title", "subtitle", "instructions", "theme", "validity_kind",
             "valid_from_on", "valid_until_on", "starts_after_days", "valid_days",
-            "per_member_limit", "extra_fields", "online_url", "external_id")
+            "per_member_limit", "extra_fields", "channels", "online_url", "external_id")
 THEMES = ("teal", "indigo", "amber", "rose", "slate")
 MAX_PRODUCTS = 5000
 
@@ -378,6 +378,9 @@ def clean_template(data: dict) -> dict:
         errors["online_url"] = _("Use an https:// link.")
     if data.get("theme") not in THEMES:
         errors["theme"] = _("Choose a colour.")
+    channels = data.get("channels") or []
+    if not channels or not set(channels) <= {"POS", "ONLINE"}:
+        errors["channels"] = _("Choose where it can be used.")
     if errors:
         raise _invalid(errors)
     clean = dict(data)

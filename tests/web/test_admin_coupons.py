@@ -18,7 +18,8 @@ BASE = {"kind": "cash", "internal_name": "Spring ¥10", "title": "¥10 off", "su
         "min_spend": "50", "validity_kind": "relative", "starts_after_days": "0",
         "valid_days": "30", "valid_from_on": "", "valid_until_on": "",
         "inventory_total": "100", "per_member_limit": "2", "product_ids": "",
-        "extra_fields": "", "instructions": "", "online_url": "", "external_id": ""}
+        "extra_fields": "", "instructions": "", "online_url": "", "external_id": "",
+        "channels": ["POS", "ONLINE"]}
 
 
 def _create(client, **changes):
@@ -153,3 +154,15 @@ def test_claim_link_with_a_printable_qr(owner_client, page):
 def test_clerks_cannot_configure_coupons(client, clerk, url):
     sign_in_as(client, clerk)
     assert client.get(url).status_code == 403
+
+
+def test_a_coupon_for_the_till_only(owner_client):
+    assert _create(owner_client, channels=["POS"]).status_code == 303
+    assert db.session.query(CouponTemplate).one().channels == ["POS"]
+
+
+def test_a_coupon_must_be_usable_somewhere(owner_client):
+    r = owner_client.post("/admin/coupons/new", data={
+        k: v for k, v in BASE.items() if k != "channels"})
+    assert r.status_code == 422 and "Choose where it can be used." in r.get_data(as_text=True)
+    assert db.session.query(CouponTemplate).count() == 0

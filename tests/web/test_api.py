@@ -184,3 +184,24 @@ def test_cli_creates_a_client_and_prints_the_key_once(app, store):
     assert r.exit_code == 0 and "tk_" in r.output
     key = r.output.split("secret): ")[1].strip()
     assert api_clients.authenticate(db.session, key).channel == "ONLINE"
+
+
+def test_owner_creates_a_key_shown_once_and_revokes_it(owner_client, store):
+    r = owner_client.post("/admin/api-clients", data={"name": "Till 9", "store": store.code,
+                                                      "channel": "POS"})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 201
+    import re
+
+    key = re.search(r'class="new-key__value">(tk_[^<]+)<', body).group(1)
+    assert key not in owner_client.get("/admin/api-clients").get_data(as_text=True)
+    client_id = api_clients.clients(db.session)[0].id
+    owner_client.post(f"/admin/api-clients/{client_id}/revoke")
+    assert api_clients.authenticate(db.session, key) is None
+
+
+def test_managers_cannot_manage_keys(client, manager):
+    from tests.fixtures import sign_in_as
+
+    sign_in_as(client, manager)
+    assert client.get("/admin/api-clients").status_code == 403

@@ -11,6 +11,7 @@ MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet
           "/wallet?tab=used", "/inbox"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
+         "/admin/api-clients",
          "/admin/attributes",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
          "/admin/links/{link_id}"]
