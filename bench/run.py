@@ -2,7 +2,10 @@
 
 - page_cost_ratio.<page>: requests/s of the page divided by requests/s of a bare route in
   the same app (1.0 would be free; lower is more expensive).
-- queries.<page>: SQL statements one request of the page runs.
+- queries.<page>: SQL statements one request of the page runs (wallet_5 and wallet_500:
+  the wallet holding 5 and 500 coupons; they must be equal).
+- issue_ratio.coupons_10k: issuing one template to 10,000 members in one batch, divided
+  by a bare bulk INSERT of 10,000 coupon rows.
 Also written to bench/results.json.
 """
 from __future__ import annotations
@@ -17,7 +20,10 @@ os.environ.setdefault("TESSERA_ENV", "test")
 
 from sqlalchemy import event  # noqa: E402
 
-from portal import create_app  # noqa: E402
+from portal import (
+    clock,  # noqa: E402
+    create_app,  # noqa: E402
+)
 from portal.db import db, transaction  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "400"))
@@ -84,6 +90,83 @@ def _queries(app, client, url):
     return count
 
 
+def _member_with_coupons(app, n: int, tag: str) -> tuple[int, int]:
+    """A new member holding n coupons; returns (member id, session version)."""
+    from portal.coupons import services as coupons
+    from portal.coupons.models import CouponTemplate
+    from portal.members.models import CardPlan, Member
+    from portal.members.services import issue_card
+
+    with app.app_context():
+        session = db.session
+        with transaction(session):
+            member = Member(full_name=f"Bench {tag}", mobile=f"+8613700{len(tag):02d}{n:04d}",
+                            mobile_verified=True, custom={})
+            session.add(member)
+            session.flush()
+            issue_card(session, member, session.query(CardPlan).first())
+            template = CouponTemplate(kind="cash", internal_name=f"bench-{tag}", title="¥5 off",
+                                      currency="CNY", amount_minor=500,
+                                      validity_kind="relative", starts_after_days=0,
+                                      valid_days=30, status="active", product_ids=[],
+                                      extra_fields={}, channels=["POS", "ONLINE"])
+            session.add(template)
+        for start in range(0, n, 100):
+            coupons.issue(session, member_id=member.id, template_id=template.id,
+                          quantity=min(100, n - start), source=coupons.Source("bench"),
+                          key=f"bench:{tag}:{start}")
+        return member.id, member.session_version
+
+
+def _issue_ratio(app, count: int = 10_000) -> float:
+    """Issuing one template to `count` members in one batch, over a bare bulk INSERT of
+    the same number of coupon rows (both measured here, in this run)."""
+    from sqlalchemy import insert
+
+    from portal.coupons import services as coupons
+    from portal.coupons.models import Coupon, CouponTemplate, IssueBatch
+    from portal.members.models import CardPlan, Member, MemberCard, Tier
+    from portal.members.services import new_card_number
+
+    with app.app_context():
+        session = db.session
+        with transaction(session):
+            plan = session.query(CardPlan).first()
+            tier = session.query(Tier).filter_by(plan_id=plan.id).first()
+            ids = session.execute(insert(Member).returning(Member.id), [
+                {"full_name": f"Bulk {i}", "mobile": f"+86136{i:08d}", "mobile_verified": True,
+                 "custom": {}, "status": "normal", "session_version": 1} for i in range(count)
+            ]).scalars().all()
+            session.execute(insert(MemberCard), [
+                {"number": new_card_number(), "member_id": m, "plan_id": plan.id,
+                 "tier_id": tier.id, "status": "active"} for m in ids])
+            session.query(Member).filter(Member.id.in_(ids)).update(
+                {"became_member_at": clock.now()}, synchronize_session=False)
+            template = CouponTemplate(kind="cash", internal_name="bulk", title="¥5 off",
+                                      currency="CNY", amount_minor=500,
+                                      validity_kind="relative", starts_after_days=0,
+                                      valid_days=30, status="active", product_ids=[],
+                                      extra_fields={}, channels=["POS", "ONLINE"])
+            session.add(template)
+            session.flush()
+            batch = IssueBatch(key="bare", member_id=ids[0], template_id=template.id,
+                               quantity=count, source="bench")
+            session.add(batch)
+        start = time.perf_counter()
+        with transaction(session):
+            session.execute(insert(Coupon), [
+                {"code": coupons.new_code(), "template_id": template.id, "member_id": m,
+                 "batch_id": batch.id, "status": "available", "valid_from": clock.now(),
+                 "valid_until": clock.now(), "issued_at": clock.now()} for m in ids])
+        bare = time.perf_counter() - start
+        start = time.perf_counter()
+        issued = coupons.issue_bulk(session, template_id=template.id, member_ids=ids,
+                                    source=coupons.Source("bench"), key="bulk")
+        full = time.perf_counter() - start
+        assert issued == count, issued
+        return full / bare
+
+
 def main() -> dict[str, float]:
     app, ids = _setup()
     member = _client(app, "m", ids["member"])
@@ -93,6 +176,8 @@ def main() -> dict[str, float]:
     results["page_cost_ratio.member_home"] = round(_rate(member, "/card") / bare, 3)
     results["page_cost_ratio.registration_page"] = round(_rate(app.test_client(), "/r/join")
                                                          / bare, 3)
+    wallet_20 = _client(app, "m", _member_with_coupons(app, 20, "w20"))
+    results["page_cost_ratio.wallet"] = round(_rate(wallet_20, "/wallet") / bare, 3)
     results["page_cost_ratio.admin_members"] = round(
         _rate(owner, "/admin/members", rounds=ROUNDS // 4) / bare, 3)
     member_pages = {"member_home": "/card", "card_detail": f"/cards/{ids['card']}",
@@ -100,6 +185,11 @@ def main() -> dict[str, float]:
                     "mobile_change": "/me/mobile"}
     for name, url in member_pages.items():
         results[f"queries.{name}"] = _queries(app, member, url)
+    results["queries.wallet_5"] = _queries(app, _client(app, "m", _member_with_coupons(
+        app, 5, "w5")), "/wallet")
+    results["queries.wallet_500"] = _queries(app, _client(app, "m", _member_with_coupons(
+        app, 500, "w500")), "/wallet")
+    results["issue_ratio.coupons_10k"] = round(_issue_ratio(app), 2)
     results["queries.registration_page"] = _queries(app, app.test_client(), "/r/join")
     for name, url in {"admin_members": "/admin/members", "admin_pages": "/admin/pages",
                       "admin_page_edit": "/admin/pages/1",

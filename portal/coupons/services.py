@@ -756,3 +756,68 @@ def rollback(session: Session, redemption_id: int, *, store_id: int) -> Redempti
                                              Coupon.status == CouponStatus.USED)
                         .values(status=CouponStatus.AVAILABLE, used_at=None))
         return redemption
+
+
+# --- issuing to many members at once --------------------------------------------------------
+
+def issue_bulk(session: Session, *, template_id: int, member_ids: list[int], source: Source,
+               key: str, notify: bool = True) -> int:
+    """One coupon of a template to each member, in a few set-based statements.
+
+    Per member the key is `key:member_id`, so a rerun after a failure gives only what is
+    missing. Members at their per-member limit or without a card are skipped; if the
+    inventory cannot cover everyone else, nothing is issued. Returns how many were given."""
+    from sqlalchemy import insert
+
+    from portal.members.models import MemberCard
+    from portal.notifications.models import InboxMessage
+
+    with transaction(session):
+        template = session.get(CouponTemplate, template_id)
+        if template is None:
+            raise CouponError(CouponErrorCode.NOT_FOUND, _("There is no such coupon."))
+        _check_active(template)
+        wanted = set(member_ids)
+        members = set(session.scalars(select(MemberCard.member_id).distinct()
+                                      .where(MemberCard.member_id.in_(wanted))))
+        done = {int(k.rsplit(":", 1)[1]) for k in session.scalars(
+            select(IssueBatch.key).where(IssueBatch.key.in_([f"{key}:{m}" for m in members])))}
+        todo = sorted(members - done)
+        if not todo:
+            return 0
+        known = set(session.scalars(select(MemberTemplateCount.member_id).where(
+            MemberTemplateCount.template_id == template.id,
+            MemberTemplateCount.member_id.in_(todo))))
+        fresh = [{"member_id": m, "template_id": template.id, "issued": 0}
+                 for m in todo if m not in known]
+        if fresh:
+            session.execute(insert(MemberTemplateCount), fresh)
+        condition = [MemberTemplateCount.template_id == template.id,
+                     MemberTemplateCount.member_id.in_(todo)]
+        if template.per_member_limit is not None:
+            condition.append(MemberTemplateCount.issued + 1 <= template.per_member_limit)
+        allowed = sorted(session.scalars(
+            update(MemberTemplateCount).where(*condition)
+            .values(issued=MemberTemplateCount.issued + 1)
+            .returning(MemberTemplateCount.member_id)))
+        if not allowed:
+            return 0
+        _take_stock(session, template, len(allowed))
+        now = clock.now()
+        start, end = validity(template, now)
+        batches = session.execute(
+            insert(IssueBatch).returning(IssueBatch.id, IssueBatch.member_id,
+                                         sort_by_parameter_order=True),
+            [{"key": f"{key}:{m}", "member_id": m, "template_id": template.id,
+              "quantity": 1, "source": source.kind, "source_ref": source.ref,
+              "reason": source.reason, "created_at": now} for m in allowed]).all()
+        session.execute(insert(Coupon), [
+            {"code": new_code(), "template_id": template.id, "member_id": member_id,
+             "batch_id": batch_id, "status": CouponStatus.AVAILABLE, "valid_from": start,
+             "valid_until": end, "issued_at": now} for batch_id, member_id in batches])
+        if notify:
+            session.execute(insert(InboxMessage), [
+                {"member_id": m, "title": _("New coupon in your wallet"),
+                 "body": _("You received: %(titles)s.", titles=template.title),
+                 "link": "/wallet", "created_at": now} for m in allowed])
+        return len(allowed)

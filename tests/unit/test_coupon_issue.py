@@ -159,3 +159,35 @@ def test_wallet_lists_the_soonest_to_expire_first(session, member):
     items, _counts = coupons.wallet(session, member.id, "available")
     assert [c.template_id for c in items] == [soon.id, late.id]
     assert coupons.days_left(items[0]) == 2
+
+
+def test_bulk_issue_gives_one_each_and_reruns_give_nothing_twice(session, plan):
+    from tests.fixtures import member_with_card
+
+    members = [member_with_card(plan) for _ in range(5)]
+    customer = MemberFactory()  # no card: skipped
+    t = CouponTemplateFactory(inventory_total=10, inventory_left=10, per_member_limit=1)
+    ids = [m.id for m in members] + [customer.id]
+    assert coupons.issue_bulk(session, template_id=t.id, member_ids=ids, source=SOURCE,
+                              key="spring") == 5
+    assert coupons.issue_bulk(session, template_id=t.id, member_ids=ids, source=SOURCE,
+                              key="spring") == 0
+    assert session.query(Coupon).count() == 5
+    assert session.query(InboxMessage).count() == 5
+    session.expire_all()
+    assert session.get(type(t), t.id).inventory_left == 5
+    # A second campaign: everyone is at the limit of 1.
+    assert coupons.issue_bulk(session, template_id=t.id, member_ids=ids, source=SOURCE,
+                              key="autumn") == 0
+
+
+def test_bulk_issue_without_enough_stock_issues_nothing(session, plan):
+    from tests.fixtures import member_with_card
+
+    members = [member_with_card(plan) for _ in range(3)]
+    t = CouponTemplateFactory(inventory_total=2, inventory_left=2)
+    with pytest.raises(CouponError) as e:
+        coupons.issue_bulk(session, template_id=t.id, member_ids=[m.id for m in members],
+                           source=SOURCE, key="x")
+    assert e.value.code == CouponErrorCode.OUT_OF_STOCK
+    assert session.query(Coupon).count() == 0

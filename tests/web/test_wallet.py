@@ -123,3 +123,27 @@ def test_visitor_signs_up_then_comes_straight_back_to_claim(client, page):
 
 def test_unknown_claim_link_is_404(client):
     assert client.get("/c/nope").status_code == 404
+
+
+def test_wallet_query_count_does_not_grow_with_coupons(member_client, member):
+    from sqlalchemy import event
+
+    def count():
+        n = 0
+
+        def on_execute(*_args):
+            nonlocal n
+            n += 1
+
+        event.listen(db.engine, "before_cursor_execute", on_execute)
+        try:
+            assert member_client.get("/wallet").status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", on_execute)
+        return n
+
+    _give(member, CouponTemplateFactory(), key="a", quantity=2)
+    few = count()
+    for i in range(4):
+        _give(member, CouponTemplateFactory(), key=f"b{i}", quantity=10)
+    assert count() == few
