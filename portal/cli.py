@@ -56,14 +56,18 @@ def seed() -> None:
     from portal.seed import seed_demo
 
     created = seed_demo(db.session)
+    key = created.pop("till key", None)
     click.echo("Demo data: " + (", ".join(f"{k} {v}" for k, v in created.items())
                                 if created else "already present, nothing added"))
+    if key:
+        click.echo(f"Demo till API key (store HQ01, POS; shown once): {key}")
     click.echo("Demo sign-ins at http://127.0.0.1:5000/admin (password: tessera-demo):")
     for email, role in (("owner@demo.tessera", "owner"), ("manager@demo.tessera", "manager"),
                         ("clerk@demo.tessera", "clerk")):
         click.echo(f"  {role:8} {email}")
-    click.echo("Members sign in at http://127.0.0.1:5000/sign-in with any demo mobile;"
-               " the code shows in a banner.")
+    click.echo("Members sign in at http://127.0.0.1:5000/sign-in with any demo mobile"
+               " (e.g. 13800000000); the code shows in a banner.")
+    click.echo("A claim link: http://127.0.0.1:5000/c/welcome10")
 
 
 @jobs_cli.command("run")

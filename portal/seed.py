@@ -9,6 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import clock
+from portal.api.services import create_client
+from portal.coupons import services as coupons
+from portal.coupons.models import ClaimLink, CouponPackage, CouponTemplate, PackageItem
 from portal.db import transaction
 from portal.members.models import (
     CardPlan,
@@ -99,5 +102,39 @@ def seed_demo(session: Session) -> dict[str, int]:
             session.flush()
             if i % 10 != 9:  # every tenth one stays a customer without a card
                 issue_card(session, member, student if i % 7 == 0 else regular)
+        templates = [
+            CouponTemplate(kind="cash", internal_name="Welcome ¥10", title="¥10 off your order",
+                           subtitle="Welcome to Harbour Coffee", currency="CNY",
+                           amount_minor=1000, min_spend_minor=3000, validity_kind="relative",
+                           starts_after_days=0, valid_days=30, inventory_total=5000,
+                           inventory_left=5000, per_member_limit=1, theme="teal",
+                           instructions="Show the code at the till before you pay.",
+                           status="active", product_ids=[], extra_fields={},
+                           channels=["POS", "ONLINE"]),
+            CouponTemplate(kind="discount", internal_name="Weekday 15%",
+                           title="15% off, Monday to Friday", currency="CNY", percent_off=1500,
+                           cap_minor=2000, validity_kind="relative", starts_after_days=0,
+                           valid_days=14, theme="indigo", status="active", product_ids=[],
+                           extra_fields={}, channels=["POS"]),
+            CouponTemplate(kind="gift", internal_name="Free pastry", title="A free pastry",
+                           gift_item="Free pastry", currency="CNY", validity_kind="relative",
+                           starts_after_days=1, valid_days=7, theme="amber", status="active",
+                           product_ids=["CROISSANT", "MUFFIN"], extra_fields={},
+                           channels=["POS"]),
+        ]
+        session.add_all(templates)
+        session.flush()
+        session.add(CouponPackage(name="New member pack", items=[
+            PackageItem(template_id=templates[0].id, quantity=1),
+            PackageItem(template_id=templates[2].id, quantity=2)]))
+        session.add(ClaimLink(token="welcome10", template_id=templates[0].id,
+                              registration_page_id=page.id))
+    members = session.query(Member).filter(Member.became_member_at.is_not(None)) \
+        .order_by(Member.id).limit(40).all()
+    for n, member in enumerate(members):
+        coupons.issue(session, member_id=member.id, template_id=templates[n % 3].id,
+                      source=coupons.Source("seed"), key=f"seed:{member.id}")
+    _client, key = create_client(session, name="Demo till", store_code="HQ01", channel="POS")
     return {"stores": 3, "card plans": 2, "staff": 3, "registration pages": 1,
-            "tracking links": 3, "members": 200}
+            "tracking links": 3, "members": 200, "coupon templates": 3, "coupons": 40,
+            "till key": key}
