@@ -124,7 +124,8 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-coupons", "/admin/coupons"),
                       ("admin-coupon-new", "/admin/coupons/new"),
                       ("admin-coupon-edit", f"/admin/coupons/{scene['coupon'].template_id}"),
-                      ("admin-coupon-packages", "/admin/coupon-packages")):
+                      ("admin-coupon-packages", "/admin/coupon-packages"),
+                      ("admin-api-clients", "/admin/api-clients")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     page.goto(f"/admin/members/{mid}")
