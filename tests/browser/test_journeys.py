@@ -98,3 +98,16 @@ def test_staff_build_a_registration_page_and_reorder_its_fields(laptop, owner, p
     assert [t.replace("*", "").strip() for t in labels[:4]] == \
         ["Mobile number", "Email", "Full name", "Date of birth"]
     assert laptop.console.errors == []
+
+
+def test_coupon_form_shows_the_fields_of_the_chosen_type(laptop, owner):
+    _staff_sign_in(laptop, owner)
+    laptop.goto("/admin/coupons/new")
+    assert laptop.get_by_label("Amount off").is_visible()
+    assert not laptop.get_by_label("Percent off").is_visible()
+    laptop.get_by_label("Discount (percent off)").check()
+    assert laptop.get_by_label("Percent off").is_visible()
+    assert not laptop.get_by_label("Amount off").is_visible()
+    laptop.get_by_label("Between two dates").check()
+    assert laptop.get_by_label("First day").is_visible()
+    assert not laptop.get_by_label("Valid for (days)").is_visible()
