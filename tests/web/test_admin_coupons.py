@@ -166,3 +166,19 @@ def test_a_coupon_must_be_usable_somewhere(owner_client):
         k: v for k, v in BASE.items() if k != "channels"})
     assert r.status_code == 422 and "Choose where it can be used." in r.get_data(as_text=True)
     assert db.session.query(CouponTemplate).count() == 0
+
+
+def _kind_radios(body: str) -> list[str]:
+    return re.findall(r'<input[^>]*name="kind"[^>]*type="radio"[^>]*>', body)
+
+
+def test_the_type_can_be_chosen_until_coupons_are_issued(owner_client, member):
+    new = _kind_radios(owner_client.get("/admin/coupons/new").get_data(as_text=True))
+    assert len(new) == 3 and not any("disabled" in r for r in new)
+    t = CouponTemplateFactory()
+    unused = _kind_radios(owner_client.get(f"/admin/coupons/{t.id}").get_data(as_text=True))
+    assert not any("disabled" in r for r in unused)
+    coupons.issue(db.session, member_id=member.id, template_id=t.id,
+                  source=coupons.Source("test"), key="k")
+    issued = _kind_radios(owner_client.get(f"/admin/coupons/{t.id}").get_data(as_text=True))
+    assert len(issued) == 3 and all("disabled" in r for r in issued)
