@@ -94,7 +94,7 @@ def _parse(form: CouponTemplateForm, currency: str) -> tuple[dict, dict]:
         "inventory_total": whole("inventory_total"),
         "per_member_limit": whole("per_member_limit"),
         "online_url": form.online_url.data, "external_id": form.external_id.data,
-        "channels": sorted(set(form.channels.data or [])),
+        "channels": [c for c in ("POS", "ONLINE") if c in (form.channels.data or [])],
     }
     for name, parse in (("product_ids", coupons.parse_product_ids),
                         ("extra_fields", coupons.parse_extra_fields)):

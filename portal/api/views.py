@@ -64,7 +64,7 @@ def _scope(body: dict) -> tuple[str, str]:
     """The store and channel in the request must be the client's own."""
     client = g.api_client
     store_code = _text(body, "store_code")
-    channel = _text(body, "channel")
+    channel = _text(body, "channel").upper()
     if store_code.upper() != client.store.code or channel != client.channel:
         raise ApiProblem(403, "forbidden_scope",
                          "This key belongs to another store or channel")
@@ -98,8 +98,9 @@ def _member_id(body: dict) -> int | None:
     card_no = body.get("card_no")
     if card_no in (None, ""):
         return None
+    digits = "".join(ch for ch in str(card_no) if ch not in " -")
     member_id = db.session.scalar(select(MemberCard.member_id)
-                                  .where(MemberCard.number == str(card_no)))
+                                  .where(MemberCard.number == digits))
     return member_id if member_id is not None else -1  # an unknown card matches no one
 
 
@@ -116,7 +117,17 @@ def validate():
     result = coupons.check(db.session, code=_text(body, "code"), member_id=_member_id(body),
                            channel=channel, lines=_lines(body))
     return jsonify(valid=result.valid, reason_code=result.reason_code,
-                   discount_amount=result.discount_minor, currency=result.currency)
+                   discount_amount=result.discount_minor, currency=result.currency,
+                   coupon=_describe(result.coupon))
+
+
+def _describe(coupon) -> dict | None:
+    """What a till needs to show and map the coupon to its own system."""
+    if coupon is None:
+        return None
+    t = coupon.template
+    return {"title": t.title, "kind": t.kind, "external_id": t.external_id,
+            "extra_fields": t.extra_fields or {}, "valid_until": coupon.valid_until.isoformat()}
 
 
 @bp.post("/coupons/redeem")
@@ -132,7 +143,7 @@ def redeem():
         raise ApiProblem(409, result.reason_code, "The coupon cannot be used",
                          reason_code=result.reason_code)
     return jsonify(redemption_id=redemption.id, discount_amount=redemption.discount_minor,
-                   currency=redemption.currency), 201
+                   currency=redemption.currency, coupon=_describe(result.coupon)), 201
 
 
 @bp.post("/redemptions/<int:redemption_id>/rollback")

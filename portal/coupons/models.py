@@ -1,7 +1,7 @@
 """Coupon templates and packages, the coupons issued from them, claim links."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -179,6 +179,11 @@ class Coupon(Base):
         if self.valid_from > at:
             return "not_yet_valid"
         return CouponStatus.AVAILABLE
+
+    @property
+    def last_valid_at(self) -> datetime:
+        """The last instant it can be used (valid_until is exclusive): show this date."""
+        return self.valid_until - timedelta(microseconds=1)
 
     @property
     def grouped_code(self) -> str:

@@ -35,6 +35,7 @@ from portal.staff.services import record
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 CODE_LENGTH = 12  # 60 bits: not guessable
 MAX_PER_ISSUE = 100
+MAX_COUPONS_PER_ISSUE = 500
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,13 @@ def _lines(session, template_id, package_id, quantity) -> list[tuple[CouponTempl
     if package is None or package.status != TemplateStatus.ACTIVE or not package.items:
         raise CouponError(CouponErrorCode.INACTIVE,
                           _("This coupon package is not available."))
-    return sorted(((item.template, item.quantity * quantity) for item in package.items),
-                  key=lambda line: line[0].id)
+    lines = sorted(((item.template, item.quantity * quantity) for item in package.items),
+                   key=lambda line: line[0].id)
+    if sum(n for _t, n in lines) > MAX_COUPONS_PER_ISSUE:
+        raise CouponError(CouponErrorCode.BAD_QUANTITY,
+                          _("That would be more than %(n)d coupons at once.",
+                            n=MAX_COUPONS_PER_ISSUE))
+    return lines
 
 
 def _check_active(template: CouponTemplate) -> None:
@@ -198,7 +204,7 @@ def _count_for_member(session: Session, template: CouponTemplate, member_id: int
                               .values(issued=MemberTemplateCount.issued + n)).rowcount
     if counted == 0:
         raise CouponError(CouponErrorCode.LIMIT_REACHED,
-                          _("You already have the most “%(title)s” one member can get.",
+                          _("The per-member limit of “%(title)s” is reached.",
                             title=template.title), limit=template.per_member_limit)
 
 
@@ -292,10 +298,10 @@ def claim(session: Session, token: str, member_id: int) -> list[Coupon]:
 # Once a coupon is issued these are its terms: issued coupons must keep meaning what they
 # said, so they cannot change any more.
 TERMS = ("kind", "currency", "amount_minor", "percent_off", "cap_minor", "gift_item",
-         "min_spend_minor", "product_ids")
+         "min_spend_minor", "product_ids", "channels")
 EDITABLE = ("internal_name", "title", "subtitle", "instructions", "theme", "validity_kind",
             "valid_from_on", "valid_until_on", "starts_after_days", "valid_days",
-            "per_member_limit", "extra_fields", "channels", "online_url", "external_id")
+            "per_member_limit", "extra_fields", "online_url", "external_id")
 THEMES = ("teal", "indigo", "amber", "rose", "slate")
 MAX_PRODUCTS = 5000
 
@@ -340,6 +346,11 @@ def clean_template(data: dict) -> dict:
     for name in ("internal_name", "title"):
         if not (data.get(name) or "").strip():
             errors[name] = _("This field is required.")
+    for name, limit in (("internal_name", 120), ("title", 120), ("subtitle", 200),
+                        ("gift_item", 120), ("online_url", 500), ("external_id", 64),
+                        ("instructions", 4000)):
+        if len((data.get(name) or "").strip()) > limit:
+            errors[name] = _("At most %(n)d characters.", n=limit)
     if kind == "cash" and not (data.get("amount_minor") or 0) > 0:
         errors["amount_minor"] = _("Enter the amount off, above zero.")
     if kind == "discount":
@@ -717,6 +728,7 @@ def redeem(session: Session, *, code: str, member_id: int | None, channel: str,
             earlier = session.scalar(select(Redemption).where(
                 Redemption.coupon_id == coupon.id,
                 Redemption.order_external_id == order_external_id,
+                Redemption.store_id == store_id,
                 Redemption.rolled_back_at.is_(None)))
             if earlier is not None:
                 return earlier, Check(True, None, earlier.discount_minor, earlier.currency,
@@ -770,7 +782,6 @@ def issue_bulk(session: Session, *, template_id: int, member_ids: list[int], sou
     from sqlalchemy import insert
 
     from portal.members.models import MemberCard
-    from portal.notifications.models import InboxMessage
 
     with transaction(session):
         template = session.get(CouponTemplate, template_id)
@@ -816,8 +827,9 @@ def issue_bulk(session: Session, *, template_id: int, member_ids: list[int], sou
              "batch_id": batch_id, "status": CouponStatus.AVAILABLE, "valid_from": start,
              "valid_until": end, "issued_at": now} for batch_id, member_id in batches])
         if notify:
-            session.execute(insert(InboxMessage), [
-                {"member_id": m, "title": _("New coupon in your wallet"),
-                 "body": _("You received: %(titles)s.", titles=template.title),
-                 "link": "/wallet", "created_at": now} for m in allowed])
+            from portal.notifications import services as notifications
+
+            notifications.notify_many(
+                session, allowed, title=_("New coupon in your wallet"),
+                body=_("You received: %(titles)s.", titles=template.title), link="/wallet")
         return len(allowed)

@@ -5,7 +5,7 @@ from flask import Blueprint, abort, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from portal.coupons import services as coupons
-from portal.coupons.errors import CouponError
+from portal.coupons.errors import CouponError, CouponErrorCode
 from portal.db import db
 from portal.web.auth import current_member, member_required
 from portal.web.forms import EmptyForm
@@ -40,6 +40,11 @@ def claim(token: str):
     link = coupons.claim_link(db.session, token)
     if link is None:
         abort(404)
+    if not link.is_active or not link.template.is_active:
+        session.pop("claim_after", None)
+        return render("coupons/claim.html", block="result", link=link, status=410,
+                      error=CouponError(CouponErrorCode.INACTIVE,
+                                        _("This offer is not available.")))
     if not current_member:
         # Not a member yet (spec 7.2): sign up first, then straight back here.
         session["claim_after"] = token
@@ -53,6 +58,7 @@ def claim(token: str):
         try:
             issued = coupons.claim(db.session, token, current_member.id)
         except CouponError as e:
+            session.pop("claim_after", None)
             return render("coupons/claim.html", block="result", link=link, error=e,
                           status=409)
         session.pop("claim_after", None)

@@ -1,6 +1,7 @@
 """Template filters: money, dates and numbers always through Babel in the viewer's locale."""
 from __future__ import annotations
 
+from datetime import datetime as datetime_type
 from functools import lru_cache
 
 import segno
@@ -17,7 +18,12 @@ def money(minor: int | None, currency: str) -> str:
 
 
 def date(value, fmt: str = "medium") -> str:
-    return format_date(value, fmt) if value else ""
+    """A date, or the merchant's local date of an instant."""
+    if not value:
+        return ""
+    if isinstance(value, datetime_type):
+        value = clock.local(value).date()
+    return format_date(value, fmt)
 
 
 def datetime_(value) -> str:

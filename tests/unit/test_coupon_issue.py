@@ -191,3 +191,24 @@ def test_bulk_issue_without_enough_stock_issues_nothing(session, plan):
                            source=SOURCE, key="x")
     assert e.value.code == CouponErrorCode.OUT_OF_STOCK
     assert session.query(Coupon).count() == 0
+
+
+def test_a_package_call_cannot_give_more_than_500_coupons(session, member):
+    t = CouponTemplateFactory()
+    package = CouponPackage(name="Huge", items=[PackageItem(template_id=t.id, quantity=100)])
+    session.add(package)
+    session.commit()
+    with pytest.raises(CouponError) as e:
+        _issue(session, member, package_id=package.id, quantity=6)
+    assert e.value.code == CouponErrorCode.BAD_QUANTITY
+
+
+def test_over_long_texts_are_refused_by_the_service(session, owner):
+    with pytest.raises(CouponError) as e:
+        coupons.create_template(session, {"kind": "cash", "internal_name": "x",
+                                          "title": "t" * 121, "amount_minor": 100,
+                                          "validity_kind": "relative", "starts_after_days": 0,
+                                          "valid_days": 1, "theme": "teal",
+                                          "channels": ["POS"], "external_id": "e" * 65,
+                                          "currency": "CNY"}, operator_id=owner.id)
+    assert {"title", "external_id"} <= set(e.value.details["errors"])

@@ -55,10 +55,13 @@ def test_another_stores_client_is_403(client, till, member):
 
 def test_validate_a_cash_voucher(client, till, member):
     coupon = _give(member, amount_minor=1000)
+    coupon.template.external_id = "POS-777"
+    db.session.commit()
     r = client.post("/api/v1/coupons/validate", headers=_headers(till["key"]),
                     json=_body(till, coupon, member))
-    assert r.json == {"valid": True, "reason_code": None, "discount_amount": 1000,
-                      "currency": "CNY"}
+    assert {k: r.json[k] for k in ("valid", "reason_code", "discount_amount", "currency")} == \
+        {"valid": True, "reason_code": None, "discount_amount": 1000, "currency": "CNY"}
+    assert r.json["coupon"]["external_id"] == "POS-777"
 
 
 def test_discount_is_capped(client, till, member):
@@ -88,6 +91,28 @@ def test_reasons_a_coupon_does_not_apply(client, till, member, template, extra, 
     r = client.post("/api/v1/coupons/validate", headers=_headers(till["key"]),
                     json=_body(till, coupon, **extra))
     assert r.json["valid"] is False and r.json["reason_code"] == reason
+
+
+def test_card_numbers_may_be_grouped_and_channels_any_case(client, till, member):
+    coupon = _give(member)
+    body = _body(till, coupon, member, channel="pos")
+    body["card_no"] = " ".join(body["card_no"][i:i + 4] for i in range(0, 16, 4))
+    r = client.post("/api/v1/coupons/validate", headers=_headers(till["key"]), json=body)
+    assert r.status_code == 200 and r.json["valid"] is True
+
+
+def test_another_store_reusing_an_order_id_does_not_get_the_first_redemption(
+        client, till, member):
+    coupon = _give(member)
+    body = _body(till, coupon, order_external_id="SAME")
+    assert client.post("/api/v1/coupons/redeem", headers=_headers(till["key"]),
+                       json=body).status_code == 201
+    other = StoreFactory()
+    _c, key = api_clients.create_client(db.session, name="B", store_code=other.code,
+                                        channel="POS")
+    r = client.post("/api/v1/coupons/redeem", headers=_headers(key),
+                    json={**body, "store_code": other.code})
+    assert r.status_code == 409 and r.json["reason_code"] == "used"
 
 
 def test_someone_elses_coupon(client, till, member, other_member):

@@ -147,3 +147,32 @@ def test_wallet_query_count_does_not_grow_with_coupons(member_client, member):
     for i in range(4):
         _give(member, CouponTemplateFactory(), key=f"b{i}", quantity=10)
     assert count() == few
+
+
+def test_coupon_dates_are_the_merchants_days(member_client, member):
+    from datetime import date
+
+    clock.freeze(clock.start_of_local_day(date(2026, 4, 20)) + timedelta(hours=10))
+    t = CouponTemplateFactory(validity_kind="fixed", valid_from_on=date(2026, 5, 1),
+                              valid_until_on=date(2026, 5, 10))
+    (coupon,) = _give(member, t)
+    body = member_client.get(f"/wallet/{coupon.id}").get_data(as_text=True)
+    assert "May 1, 2026 – May 10, 2026" in body
+
+
+def test_turned_off_claim_link_says_so_at_once(client, member):
+    link = _claim_link(CouponTemplateFactory())
+    link.is_active = False
+    db.session.commit()
+    r = client.get(f"/c/{link.token}")
+    assert r.status_code == 410 and "not available" in r.get_data(as_text=True)
+    assert 'type="submit">Claim' not in r.get_data(as_text=True)
+
+
+def test_a_paused_coupon_shows_no_code(member_client, member, template):
+    (coupon,) = _give(member, template)
+    template.status = "inactive"
+    db.session.commit()
+    body = member_client.get(f"/wallet/{coupon.id}").get_data(as_text=True)
+    assert "paused" in body and 'class="qr"' not in body
+    assert "Paused by the shop" in member_client.get("/wallet").get_data(as_text=True)
