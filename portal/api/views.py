@@ -157,3 +157,171 @@ def rollback(redemption_id: int):
             raise ApiProblem(404, "not_found", "No such redemption for this store") from None
         raise ApiProblem(409, "already_rolled_back", str(e)) from None
     return jsonify(redemption_id=redemption.id, rolled_back=True)
+
+
+# --- loyalty: orders, refunds, points, members ---------------------------------------------
+
+def _loyalty_problem(e) -> ApiProblem:
+    from portal.loyalty.errors import LoyaltyErrorCode as Code
+
+    status = {Code.UNKNOWN_CARD: 404, Code.UNKNOWN_ORDER: 404, Code.INSUFFICIENT_POINTS: 409,
+              Code.ALREADY_MEMBER: 409}.get(e.code, 422)
+    return ApiProblem(status, e.code, str(e), **e.details)
+
+
+def _int(body: dict, name: str, *, minimum: int = 0) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ApiProblem(422, "invalid_field", f"'{name}' must be an integer ≥ {minimum}",
+                         field=name)
+    return value
+
+
+def _when(body: dict, name: str):
+    from datetime import datetime
+
+    raw = body.get(name)
+    try:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ApiProblem(422, "invalid_field", f"'{name}' must be an ISO 8601 time with a "
+                         "UTC offset", field=name) from None
+    return moment
+
+
+def _standing(s) -> dict:
+    return {"card_no": s.card.number, "name": s.member.full_name,
+            "card_plan": s.card.plan.name, "tier": s.card.tier.name,
+            "card_status": s.card.current_status(), "member_status": s.member.status,
+            "points": s.points, "experience": s.experience,
+            "expiring_points": {"points": s.next_expiry_points,
+                                "expires_at": s.next_expiry_at.isoformat()
+                                if s.next_expiry_at else None}}
+
+
+@bp.post("/orders")
+@client_required
+def record_order():
+    from portal.loyalty import services as loyalty
+    from portal.loyalty.errors import LoyaltyError
+
+    body = _body()
+    _store, channel = _scope(body)
+    raw_lines, raw_payments = body.get("lines"), body.get("payments", [])
+    if not isinstance(raw_lines, list) or not isinstance(raw_payments, list):
+        raise ApiProblem(422, "invalid_field", "'lines' and 'payments' must be lists",
+                         field="lines")
+    try:
+        lines = [loyalty.OrderLine(line_id=str(ln["line_id"])[:64], amount=ln["amount"],
+                                   product_id=str(ln.get("product_id") or "")[:64],
+                                   name=str(ln.get("name") or "")[:120],
+                                   category=str(ln.get("category") or "")[:64],
+                                   quantity=ln.get("quantity", 1)) for ln in raw_lines]
+        payments = [loyalty.Payment(method=str(p["method"]), amount=p["amount"])
+                    for p in raw_payments]
+        if not all(isinstance(x.amount, int) and isinstance(getattr(x, "quantity", 1), int)
+                   for x in [*lines, *payments]):
+            raise TypeError
+    except (KeyError, TypeError, AttributeError):
+        raise ApiProblem(422, "invalid_field", "Each line needs line_id and an integer amount; "
+                         "each payment a method and an integer amount", field="lines") from None
+    try:
+        order, created = loyalty.record_order(
+            db.session, store_id=g.api_client.store_id, client_id=g.api_client.id,
+            channel=channel, external_id=_text(body, "external_id"),
+            card_no=_text(body, "card_no"), occurred_at=_when(body, "occurred_at"),
+            currency=_text(body, "currency", max_length=3).upper(), lines=lines,
+            payments=payments)
+        standing = loyalty.lookup(db.session, card_no=body["card_no"])
+    except LoyaltyError as e:
+        raise _loyalty_problem(e) from None
+    return jsonify(order_id=order.id, points_earned=order.points_earned,
+                   experience_earned=order.experience_earned, member=_standing(standing)), \
+        201 if created else 200
+
+
+@bp.post("/orders/<external_id>/refunds")
+@client_required
+def refund_order(external_id: str):
+    from portal.loyalty import services as loyalty
+    from portal.loyalty.errors import LoyaltyError
+
+    body = _body()
+    raw = body.get("lines")
+    lines = None
+    if raw is not None:
+        if not isinstance(raw, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("amount"), int) for i in raw):
+            raise ApiProblem(422, "invalid_field", "'lines' must be [{line_id, amount}]",
+                             field="lines")
+        lines = [(str(i.get("line_id")), i["amount"]) for i in raw]
+    try:
+        refund = loyalty.refund_order(db.session, store_id=g.api_client.store_id,
+                                      external_id=external_id,
+                                      refund_id=_text(body, "refund_id"), lines=lines)
+    except LoyaltyError as e:
+        raise _loyalty_problem(e) from None
+    return jsonify(refund_id=refund.refund_id, points_reversed=refund.points_reversed,
+                   experience_reversed=refund.experience_reversed)
+
+
+@bp.post("/points/redeem")
+@client_required
+def redeem_points():
+    from portal.loyalty import services as loyalty
+    from portal.loyalty.errors import LoyaltyError
+
+    body = _body()
+    try:
+        entry_id, balance = loyalty.redeem_points(
+            db.session, card_no=_text(body, "card_no"), points=_int(body, "points", minimum=1),
+            reference=_text(body, "reference"), store_id=g.api_client.store_id)
+    except LoyaltyError as e:
+        raise _loyalty_problem(e) from None
+    return jsonify(entry_id=entry_id, points=balance)
+
+
+@bp.get("/members/lookup")
+@client_required
+def lookup_member():
+    from portal.loyalty import services as loyalty
+    from portal.loyalty.errors import LoyaltyError
+    from portal.members.errors import MemberError
+
+    card_no, phone = request.args.get("card_no"), request.args.get("phone")
+    if not card_no and not phone:
+        raise ApiProblem(422, "invalid_field", "Give card_no or phone", field="card_no")
+    try:
+        standing = loyalty.lookup(db.session, card_no=card_no, phone=phone)
+    except LoyaltyError as e:
+        raise _loyalty_problem(e) from None
+    except MemberError:
+        raise ApiProblem(422, "invalid_field", "Not a valid phone number", field="phone") \
+            from None
+    return jsonify(_standing(standing))
+
+
+@bp.post("/members")
+@client_required
+def add_member():
+    from portal.loyalty import services as loyalty
+    from portal.members import services as members
+    from portal.members.errors import MemberError
+
+    body = _body()
+    plan = body.get("card_plan")
+    if plan is not None and not isinstance(plan, int):
+        raise ApiProblem(422, "invalid_field", "'card_plan' is a card plan id", field="card_plan")
+    try:
+        member, card, created = members.join_at_till(
+            db.session, raw_mobile=_text(body, "phone", max_length=32),
+            full_name=str(body.get("name") or ""), plan_id=plan, store_id=g.api_client.store_id)
+    except MemberError as e:
+        raise ApiProblem(422, "invalid_field", str(e), field=e.field or "phone") from None
+    payload = _standing(loyalty.standing(db.session, member, card))
+    if not created:
+        raise ApiProblem(409, "already_member", "This phone number is already a member",
+                         member=payload)
+    return jsonify(payload), 201

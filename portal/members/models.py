@@ -137,6 +137,8 @@ class Member(Base):
     enroll_source: Mapped[str | None] = mapped_column(String(64), index=True)
     enroll_content: Mapped[str | None] = mapped_column(String(64), index=True)
     enroll_store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    # The latest order from a till or shop (re-engagement looks at it).
+    last_purchase_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Values of the merchant's custom attributes, by key (text, number as text, ISO date).
     custom: Mapped[dict] = mapped_column(JSON, default=dict)
     # Bumped on sign-out: every session issued before it stops working.

@@ -1094,3 +1094,28 @@ def set_tags(session: Session, member_id: int, names: list[str], *,
 
 def tag_names(session: Session) -> list[str]:
     return list(session.scalars(select(Tag.name).order_by(Tag.name)))
+
+
+def join_at_till(session: Session, *, raw_mobile: str, full_name: str, plan_id: int | None,
+                 store_id: int) -> tuple[Member, MemberCard, bool]:
+    """The till's "add member": a new member with a card, or the existing card (False)
+    when the number is already a member's. A customer on file gets a card."""
+    mobile = normalize_mobile(raw_mobile, _region())
+    name = " ".join((full_name or "").split())[:120]
+    with transaction(session):
+        member = session.scalar(select(Member).where(Member.mobile == mobile))
+        if member is not None and member.is_member:
+            return member, member.cards[0], False
+        plan = session.get(CardPlan, plan_id) if plan_id else default_plan(session)
+        if plan is None:
+            raise MemberError(MemberErrorCode.PLAN_REQUIRED, _("Choose the card plan."),
+                              field="card_plan")
+        if member is None:
+            member = Member(mobile=mobile, full_name=name, mobile_verified=False, custom={},
+                            enroll_store_id=store_id, enroll_source="pos")
+            session.add(member)
+            session.flush()
+        elif name and not member.full_name:
+            member.full_name = name
+        card = issue_card(session, member, plan)
+        return member, card, True

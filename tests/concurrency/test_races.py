@@ -203,3 +203,46 @@ def test_a_till_retrying_the_same_order_in_parallel_gets_one_redemption(app, ses
         list(range(6)))
     assert len({r.id for r in results}) == 1
     assert session.query(Redemption).count() == 1
+
+
+def test_parallel_orders_and_refunds_keep_balances_equal_to_their_entries(app, session,
+                                                                          member, store, plan):
+    from sqlalchemy import func
+
+    from portal import ledger
+    from portal.loyalty import services as loyalty
+    from portal.loyalty.models import EarningRule
+
+    session.add(EarningRule(plan_id=plan.id, points_amount=1, points_per_minor=100,
+                            experience_amount=1, experience_per_minor=100))
+    session.commit()
+    card_no = session.merge(member).cards[0].number
+    for i in range(5):
+        loyalty.record_order(session, store_id=store.id, client_id=None, channel="POS",
+                             external_id=f"pre-{i}", card_no=card_no, occurred_at=clock_now(),
+                             currency="CNY", lines=[loyalty.OrderLine("1", 1000)], payments=[])
+
+    def work(s, i):
+        if i % 2:
+            return loyalty.record_order(
+                s, store_id=store.id, client_id=None, channel="POS", external_id=f"o-{i}",
+                card_no=card_no, occurred_at=clock_now(), currency="CNY",
+                lines=[loyalty.OrderLine("1", 500)], payments=[])
+        # the same refund twice: reverses once
+        return loyalty.refund_order(s, store_id=store.id, external_id=f"pre-{i // 4}",
+                                    refund_id="r", lines=None)
+
+    run_concurrently(app, work, list(range(16)))
+    session.expire_all()
+    for account in session.query(ledger.Account).all():
+        total = session.query(func.sum(ledger.Entry.delta)).filter_by(
+            account_id=account.id).scalar() or 0
+        assert account.balance == total >= 0
+    points = ledger.balance(session, ledger.AccountKind.POINTS, "member", member.id)
+    assert points == 5 * 10 - 4 * 10 + 8 * 5   # 4 distinct orders refunded, 8 new orders
+
+
+def clock_now():
+    from portal import clock
+
+    return clock.now()

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LoyaltyErrorCode(StrEnum):
+    UNKNOWN_CARD = "unknown_card"
+    UNKNOWN_ORDER = "unknown_order"
+    UNKNOWN_LINE = "unknown_line"
+    REFUND_TOO_LARGE = "refund_too_large"
+    WRONG_CURRENCY = "wrong_currency"
+    INVALID = "invalid"
+    INSUFFICIENT_POINTS = "insufficient_points"
+    ALREADY_MEMBER = "already_member"
+
+
+class LoyaltyError(Exception):
+    def __init__(self, code: LoyaltyErrorCode, message: str, **details):
+        super().__init__(message)
+        self.code = code
+        self.details = details

@@ -1,0 +1,78 @@
+"""Earning rules, orders from tills and shops, and their refunds."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal import clock
+from portal.db import Base, UTCDateTime
+
+
+class ProductFilter(StrEnum):
+    NONE = "none"
+    WHITELIST = "whitelist"   # only matching lines earn
+    BLACKLIST = "blacklist"   # matching lines earn nothing
+
+
+class EarningRule(Base):
+    """How a card plan's members earn points and experience from spend (one per plan)."""
+
+    __tablename__ = "earning_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("card_plans.id"), unique=True)
+    # P points / E experience for every N minor units paid (integer floor per order).
+    points_amount: Mapped[int] = mapped_column(default=0)
+    points_per_minor: Mapped[int] = mapped_column(default=100)
+    experience_amount: Mapped[int] = mapped_column(default=0)
+    experience_per_minor: Mapped[int] = mapped_column(default=100)
+    product_filter: Mapped[str] = mapped_column(String(10), default=ProductFilter.NONE)
+    filter_product_ids: Mapped[list] = mapped_column(JSON, default=list)
+    filter_names: Mapped[list] = mapped_column(JSON, default=list)
+    # None: points never expire; N: they expire on 1 January after N years (local time).
+    points_expiry_years: Mapped[int | None]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("store_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int]
+    # What earns: eligible lines' paid amounts, less the share paid with points.
+    earn_base_minor: Mapped[int]
+    points_earned: Mapped[int] = mapped_column(default=0)
+    experience_earned: Mapped[int] = mapped_column(default=0)
+    lines: Mapped[list] = mapped_column(JSON, default=list)
+    payments: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+    refunds: Mapped[list[OrderRefund]] = relationship(back_populates="order",
+                                                      order_by="OrderRefund.id")
+
+
+class OrderRefund(Base):
+    __tablename__ = "order_refunds"
+    __table_args__ = (UniqueConstraint("order_id", "refund_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    refund_id: Mapped[str] = mapped_column(String(64))
+    lines: Mapped[list] = mapped_column(JSON, default=list)   # [{line_id, amount}]
+    amount_minor: Mapped[int]
+    points_reversed: Mapped[int] = mapped_column(default=0)
+    experience_reversed: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+    order: Mapped[Order] = relationship(back_populates="refunds")

@@ -1,0 +1,304 @@
+"""Points and experience from spend: orders from tills and shops, refunds, redemption."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from fractions import Fraction
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from portal import clock, ledger
+from portal.db import transaction
+from portal.ledger import AccountKind, InsufficientBalance
+from portal.loyalty.errors import LoyaltyError, LoyaltyErrorCode
+from portal.loyalty.models import EarningRule, Order, OrderRefund, ProductFilter
+from portal.members.models import Member, MemberCard
+
+PAYMENT_METHODS = ("cash", "card", "prepaid", "gift_card", "points", "coupon")
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    line_id: str
+    amount: int            # what was paid for the line, minor units
+    product_id: str = ""
+    name: str = ""
+    category: str = ""
+    quantity: int = 1
+
+
+@dataclass(frozen=True)
+class Payment:
+    method: str
+    amount: int
+
+
+def points_expiry(rule: EarningRule | None, earned_at: datetime) -> datetime | None:
+    """1 January after N years, at 0:00 local time (N = 0: the next 1 January)."""
+    if rule is None or rule.points_expiry_years is None:
+        return None
+    year = clock.local(earned_at).year + rule.points_expiry_years + 1
+    return clock.start_of_local_day(date(year, 1, 1))
+
+
+def _matches(rule: EarningRule, line: OrderLine) -> bool:
+    names = {n.casefold() for n in rule.filter_names or []}
+    return line.product_id in set(rule.filter_product_ids or []) or \
+        (bool(line.name) and line.name.casefold() in names)
+
+
+def line_bases(rule: EarningRule | None, lines: list[OrderLine],
+               payments: list[Payment]) -> dict[str, int]:
+    """What each line contributes to earning: its paid amount if the product filter lets
+    it earn, less its share of what was paid with points (points earn nothing)."""
+    total = sum(line.amount for line in lines)
+    paid_with_points = sum(p.amount for p in payments if p.method == "points")
+    share = Fraction(max(total - paid_with_points, 0), total) if total else Fraction(0)
+    bases = {}
+    for line in lines:
+        earns = True
+        if rule is not None and rule.product_filter == ProductFilter.WHITELIST:
+            earns = _matches(rule, line)
+        elif rule is not None and rule.product_filter == ProductFilter.BLACKLIST:
+            earns = not _matches(rule, line)
+        bases[line.line_id] = int(line.amount * share) if earns else 0
+    return bases
+
+
+def earned(rule: EarningRule | None, base: int) -> tuple[int, int]:
+    """(points, experience) for a base: E per N, integer floor (10 per 10: 29 gives 20)."""
+    if rule is None:
+        return 0, 0
+    points = (base // rule.points_per_minor) * rule.points_amount \
+        if rule.points_amount and rule.points_per_minor else 0
+    experience = (base // rule.experience_per_minor) * rule.experience_amount \
+        if rule.experience_amount and rule.experience_per_minor else 0
+    return points, experience
+
+
+def _card(session: Session, card_no: str) -> MemberCard:
+    digits = "".join(ch for ch in str(card_no or "") if ch not in " -")
+    card = session.scalar(select(MemberCard).options(selectinload(MemberCard.plan),
+                                                     selectinload(MemberCard.tier))
+                          .where(MemberCard.number == digits))
+    if card is None:
+        raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_CARD, _("There is no card with this number."))
+    return card
+
+
+def _accounts(session: Session, member_id: int):
+    return (ledger.account(session, AccountKind.POINTS, "member", member_id),
+            ledger.account(session, AccountKind.EXPERIENCE, "member", member_id))
+
+
+def record_order(session: Session, *, store_id: int, client_id: int | None, channel: str,
+                 external_id: str, card_no: str, occurred_at: datetime, currency: str,
+                 lines: list[OrderLine], payments: list[Payment]) -> tuple[Order, bool]:
+    """Record an order and credit what it earns, once per (store, external id).
+
+    Returns the order and whether it is new; the same order again changes nothing."""
+    _check_order(lines, payments)
+    try:
+        with transaction(session):
+            existing = _order(session, store_id, external_id)
+            if existing is not None:
+                return existing, False
+            card = _card(session, card_no)
+            if currency != card.plan.currency:
+                raise LoyaltyError(LoyaltyErrorCode.WRONG_CURRENCY,
+                                   _("The card's currency is %(currency)s.",
+                                     currency=card.plan.currency))
+            rule = session.scalar(select(EarningRule).where(EarningRule.plan_id == card.plan_id))
+            bases = line_bases(rule, lines, payments)
+            base = sum(bases.values())
+            points, experience = earned(rule, base)
+            order = Order(store_id=store_id, client_id=client_id, external_id=external_id,
+                          member_id=card.member_id, channel=channel, occurred_at=occurred_at,
+                          currency=currency, total_minor=sum(ln.amount for ln in lines),
+                          earn_base_minor=base, points_earned=points,
+                          experience_earned=experience,
+                          lines=[{**ln.__dict__, "earn_base": bases[ln.line_id]}
+                                 for ln in lines],
+                          payments=[p.__dict__ for p in payments])
+            session.add(order)
+            session.flush()
+            points_account, experience_account = _accounts(session, card.member_id)
+            if points:
+                ledger.post(session, points_account, points, reason="order",
+                            key=f"order:{order.id}", source=("order", order.id),
+                            expires_at=points_expiry(rule, occurred_at))
+            if experience:
+                ledger.post(session, experience_account, experience, reason="order",
+                            key=f"order:{order.id}", source=("order", order.id))
+            member = session.get(Member, card.member_id)
+            if member.last_purchase_at is None or member.last_purchase_at < occurred_at:
+                member.last_purchase_at = occurred_at
+            return order, True
+    except IntegrityError:
+        # The same order was recorded meanwhile by a parallel request.
+        session.rollback()
+        existing = _order(session, store_id, external_id)
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _check_order(lines: list[OrderLine], payments: list[Payment]) -> None:
+    ids = [ln.line_id for ln in lines]
+    if not lines or len(set(ids)) != len(ids) or any(not i for i in ids):
+        raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                           _("An order needs lines, each with its own line_id."))
+    if any(ln.amount < 0 or ln.quantity <= 0 for ln in lines):
+        raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                           _("Line amounts cannot be negative; quantities are above zero."))
+    if any(p.method not in PAYMENT_METHODS or p.amount < 0 for p in payments):
+        raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Unknown payment method or amount."))
+
+
+def _order(session: Session, store_id: int, external_id: str) -> Order | None:
+    return session.scalar(select(Order).where(Order.store_id == store_id,
+                                              Order.external_id == external_id))
+
+
+def refund_order(session: Session, *, store_id: int, external_id: str, refund_id: str,
+                 lines: list[tuple[str, int]] | None) -> OrderRefund:
+    """Reverse what a refund takes back, in proportion, exactly once per refund id.
+
+    `lines` are (line_id, amount); None refunds everything not refunded yet. Over all
+    refunds no more is reversed than the order earned, and a full refund reverses it all."""
+    with transaction(session):
+        order = session.scalar(select(Order).options(selectinload(Order.refunds))
+                               .where(Order.store_id == store_id,
+                                      Order.external_id == external_id).with_for_update())
+        if order is None:
+            raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_ORDER, _("There is no such order."))
+        done = next((r for r in order.refunds if r.refund_id == refund_id), None)
+        if done is not None:
+            return done
+        by_id = {ln["line_id"]: ln for ln in order.lines}
+        refunded = {line_id: 0 for line_id in by_id}
+        for r in order.refunds:
+            for item in r.lines:
+                refunded[item["line_id"]] += item["amount"]
+        if lines is None:
+            lines = [(i, by_id[i]["amount"] - refunded[i]) for i in by_id
+                     if by_id[i]["amount"] > refunded[i]]
+        for line_id, amount in lines:
+            if line_id not in by_id:
+                raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_LINE,
+                                   _("The order has no line %(line)s.", line=line_id))
+            if amount <= 0 or refunded[line_id] + amount > by_id[line_id]["amount"]:
+                raise LoyaltyError(LoyaltyErrorCode.REFUND_TOO_LARGE,
+                                   _("Line %(line)s cannot be refunded by that much.",
+                                     line=line_id))
+            refunded[line_id] += amount
+        # Fractions, then one floor: however a refund is split, the totals come out exact.
+        base_back = sum((Fraction(refunded[i], by_id[i]["amount"]) * by_id[i]["earn_base"]
+                         for i in by_id if by_id[i]["amount"]), Fraction(0))
+        kept = 1 - base_back / order.earn_base_minor if order.earn_base_minor else Fraction(0)
+        points_due = order.points_earned - int(order.points_earned * kept)
+        experience_due = order.experience_earned - int(order.experience_earned * kept)
+        points_now = points_due - sum(r.points_reversed for r in order.refunds)
+        experience_now = experience_due - sum(r.experience_reversed for r in order.refunds)
+        refund = OrderRefund(order=order, refund_id=refund_id,
+                             lines=[{"line_id": i, "amount": a} for i, a in lines],
+                             amount_minor=sum(a for _i, a in lines))
+        session.add(refund)
+        session.flush()
+        points_account, experience_account = _accounts(session, order.member_id)
+        refund.points_reversed = _take_back(session, points_account, points_now, refund)
+        refund.experience_reversed = _take_back(session, experience_account, experience_now,
+                                                refund)
+        return refund
+
+
+def _take_back(session: Session, account, amount: int, refund: OrderRefund) -> int:
+    """Debit up to `amount`; what was already spent cannot be taken back below zero."""
+    amount = min(amount, account.balance)
+    if amount > 0:
+        ledger.post(session, account, -amount, reason="refund",
+                    key=f"refund:{refund.order_id}:{refund.refund_id}",
+                    source=("order_refund", refund.id))
+    return max(amount, 0)
+
+
+def redeem_points(session: Session, *, card_no: str, points: int, reference: str,
+                  store_id: int) -> tuple[int, int]:
+    """Spend points at a till or shop, once per reference. Returns (entry id, balance)."""
+    if not isinstance(points, int) or points <= 0:
+        raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Redeem a whole number of points above "
+                                                       "zero."))
+    with transaction(session):
+        card = _card(session, card_no)
+        account = ledger.account(session, AccountKind.POINTS, "member", card.member_id)
+        try:
+            entry = ledger.post(session, account, -points, reason="redeem",
+                                key=f"redeem:{store_id}:{reference}",
+                                source=("store", store_id))
+        except InsufficientBalance as e:
+            raise LoyaltyError(LoyaltyErrorCode.INSUFFICIENT_POINTS,
+                               _("Only %(n)d points are available.", n=e.available),
+                               available=e.available) from None
+        return entry.id, account.balance
+
+
+@dataclass
+class Standing:
+    card: MemberCard
+    member: Member
+    points: int
+    experience: int
+    next_expiry_points: int
+    next_expiry_at: datetime | None
+
+
+def standing(session: Session, member: Member, card: MemberCard) -> Standing:
+    """Balances and the points that expire next (the soonest-expiring open lots)."""
+    points = ledger.balance(session, AccountKind.POINTS, "member", member.id)
+    experience = ledger.balance(session, AccountKind.EXPERIENCE, "member", member.id)
+    soonest = session.execute(
+        select(ledger.Entry.expires_at, func.sum(ledger.Entry.open_amount))
+        .join(ledger.Account, ledger.Account.id == ledger.Entry.account_id)
+        .where(ledger.Account.kind == AccountKind.POINTS, ledger.Account.owner_type == "member",
+               ledger.Account.owner_id == member.id, ledger.Entry.open_amount > 0,
+               ledger.Entry.expires_at.is_not(None))
+        .group_by(ledger.Entry.expires_at).order_by(ledger.Entry.expires_at).limit(1)).first()
+    return Standing(card, member, points, experience,
+                    int(soonest[1]) if soonest else 0, soonest[0] if soonest else None)
+
+
+def lookup(session: Session, *, card_no: str | None = None,
+           phone: str | None = None) -> Standing:
+    if card_no:
+        card = _card(session, card_no)
+        member = session.get(Member, card.member_id)
+    else:
+        from portal.members.services import member_by_mobile
+
+        member = member_by_mobile(session, phone or "")
+        card = member.cards[0] if member is not None and member.cards else None
+        if card is None:
+            raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_CARD,
+                               _("There is no member with this number."))
+    return standing(session, member, card)
+
+
+from portal import jobs  # noqa: E402
+
+
+@jobs.on_daily("expire_points")
+def expire_points(session: Session) -> int:
+    """Expire what is left of points whose 1 January has come (idempotent per lot)."""
+    accounts = session.scalars(
+        select(ledger.Account).join(ledger.Entry, ledger.Entry.account_id == ledger.Account.id)
+        .where(ledger.Account.kind == AccountKind.POINTS, ledger.Entry.open_amount > 0,
+               ledger.Entry.expires_at <= clock.now()).distinct()).all()
+    session.rollback()
+    total = 0
+    for account_id in [a.id for a in accounts]:
+        with transaction(session):
+            total += ledger.expire(session, session.get(ledger.Account, account_id))
+    return total
