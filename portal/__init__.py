@@ -57,6 +57,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.admin.views import bp as admin_bp
     from portal.api.views import bp as api_bp
     from portal.coupons.views import bp as coupons_bp
+    from portal.loyalty.views import bp as loyalty_bp
     from portal.members.views import bp as members_bp
     from portal.notifications.views import bp as notifications_bp
     from portal.web.health import bp as health_bp
@@ -66,6 +67,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(theme_bp)
     app.register_blueprint(members_bp)
     app.register_blueprint(coupons_bp)
+    app.register_blueprint(loyalty_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(api_bp)

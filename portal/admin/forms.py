@@ -168,3 +168,31 @@ class ApiClientForm(FlaskForm):
 class ClaimLinkForm(FlaskForm):
     registration_page_id = SelectField(_l("Visitors who are not members sign up on"),
                                        coerce=int, choices=[], validate_choice=False)
+
+
+# --- loyalty ---------------------------------------------------------------------------------
+
+class EarningRuleForm(FlaskForm):
+    points_amount = StringField(_l("Points"), render_kw={"inputmode": "numeric"})
+    points_per = StringField(_l("for every (amount paid)"), render_kw={"inputmode": "decimal"})
+    experience_amount = StringField(_l("Experience"), render_kw={"inputmode": "numeric"})
+    experience_per = StringField(_l("for every (amount paid)"),
+                                 render_kw={"inputmode": "decimal"})
+    product_filter = SelectField(_l("Products that earn"), validate_choice=False, choices=[
+        SelectChoice("none", _l("Everything")),
+        SelectChoice("whitelist", _l("Only the products listed")),
+        SelectChoice("blacklist", _l("Everything but the products listed"))])
+    filter_product_ids = TextAreaField(_l("Product ids"), render_kw={"rows": 2})
+    filter_names = TextAreaField(_l("Product names"), render_kw={"rows": 2})
+    points_expiry = SelectField(_l("Points expire"), validate_choice=False, choices=[
+        SelectChoice("never", _l("Never")),
+        SelectChoice("0", _l("On the next 1 January")),
+        *[SelectChoice(str(n), _l("On 1 January after %(n)d years", n=n)) for n in range(1, 6)]])
+
+
+class AdjustForm(FlaskForm):
+    kind = SelectField(_l("Balance"), validate_choice=False, choices=[
+        SelectChoice("points", _l("Points")), SelectChoice("experience", _l("Experience"))])
+    delta = StringField(_l("Change (e.g. 50 or -20)"), render_kw={"inputmode": "numeric"})
+    reason = StringField(_l("Reason"), render_kw={"maxlength": 200})
+    nonce = HiddenField()

@@ -137,12 +137,16 @@ def member_detail(member_id: int):
                                         object_id=str(member.id), limit=20) \
         if staff.role == Role.OWNER else []
     from portal.admin.coupons import quick_issue_form
+    from portal.admin.loyalty import adjust_form
     from portal.coupons.services import member_coupons
+    from portal.loyalty.services import history as ledger_history
 
     return render("admin/members/detail.html", member=member, history=history,
                   custom=members.custom_values(db.session, member),
                   coupons=member_coupons(db.session, member.id),
                   issue_form=quick_issue_form() if member.is_member else None,
+                  adjust_form=adjust_form() if member.is_member else None,
+                  ledger_history=ledger_history(db.session, member.id, limit=10),
                   preview_form=EmptyForm(), show_id=staff.role == Role.OWNER)
 
 
@@ -202,4 +206,4 @@ def audit():
                   else [])
 
 
-from portal.admin import coupons, pages  # noqa: E402,F401 - register their routes on bp
+from portal.admin import coupons, loyalty, pages  # noqa: E402,F401 - register routes on bp

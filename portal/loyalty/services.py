@@ -302,3 +302,117 @@ def expire_points(session: Session) -> int:
         with transaction(session):
             total += ledger.expire(session, session.get(ledger.Account, account_id))
     return total
+
+
+# --- staff: earning rules and adjustments ---------------------------------------------------
+
+def earning_rules(session: Session) -> list[tuple]:
+    """Every card plan with its earning rule (None when not set up yet)."""
+    from portal.members.models import CardPlan
+
+    plans = session.scalars(select(CardPlan).order_by(CardPlan.id)).all()
+    rules = {r.plan_id: r for r in session.scalars(select(EarningRule))}
+    return [(p, rules.get(p.id)) for p in plans]
+
+
+def save_earning_rule(session: Session, plan_id: int, data: dict, *,
+                      operator_id: int) -> EarningRule:
+    """Set how a plan's members earn. Every problem is reported at once, by field."""
+    from portal.members.models import CardPlan
+    from portal.staff.services import record
+
+    errors = {}
+    for amount, per in (("points_amount", "points_per_minor"),
+                        ("experience_amount", "experience_per_minor")):
+        if data.get(amount) is None or not 0 <= data[amount] <= 1_000_000:
+            errors[amount] = _("From 0 (none) to 1,000,000.")
+        if data.get(per) is None or data[per] <= 0:
+            errors[per] = _("Enter an amount above zero.")
+    if data.get("product_filter") not in {f.value for f in ProductFilter}:
+        errors["product_filter"] = _("Choose which products earn.")
+    elif data["product_filter"] != ProductFilter.NONE and not (
+            data.get("filter_product_ids") or data.get("filter_names")):
+        errors["filter_product_ids"] = _("List the products (by id or name) the rule is about.")
+    years = data.get("points_expiry_years")
+    if years is not None and not 0 <= years <= 50:
+        errors["points_expiry_years"] = _("From 0 to 50 years, or never.")
+    if errors:
+        raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Please correct the marked fields."),
+                           errors=errors)
+    fields = ("points_amount", "points_per_minor", "experience_amount", "experience_per_minor",
+              "product_filter", "filter_product_ids", "filter_names", "points_expiry_years")
+    with transaction(session):
+        if session.get(CardPlan, plan_id) is None:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("There is no such card plan."))
+        rule = session.scalar(select(EarningRule).where(EarningRule.plan_id == plan_id)
+                              .with_for_update())
+        before = {f: getattr(rule, f) for f in fields} if rule else None
+        if rule is None:
+            rule = EarningRule(plan_id=plan_id)
+            session.add(rule)
+        for name in fields:
+            setattr(rule, name, data.get(name))
+        rule.updated_at = clock.now()
+        session.flush()
+        record(session, operator_id, "earning_rule.update", ("card_plans", plan_id),
+               before=before, after={f: data.get(f) for f in fields})
+        return rule
+
+
+def adjust(session: Session, *, member_id: int, kind: str, delta: int, reason: str,
+           key: str, operator_id: int) -> int:
+    """A staff correction of points or experience, with a reason; audited. Returns the
+    new balance. The same key twice adjusts once."""
+    from portal.staff.services import record
+
+    reason = " ".join((reason or "").split())
+    if kind not in (AccountKind.POINTS, AccountKind.EXPERIENCE):
+        raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Choose points or experience."))
+    if not isinstance(delta, int) or delta == 0 or abs(delta) > 10_000_000:
+        raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Enter a change other than zero."),
+                           errors={"delta": _("Enter a change other than zero.")})
+    if not reason:
+        raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Say why (it goes in the audit log)."),
+                           errors={"reason": _("Say why (it goes in the audit log).")})
+    with transaction(session):
+        if session.get(Member, member_id) is None:
+            raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_CARD, _("No such member."))
+        account = ledger.account(session, AccountKind(kind), "member", member_id)
+        if session.scalar(select(ledger.Entry.id).where(
+                ledger.Entry.account_id == account.id,
+                ledger.Entry.idempotency_key == f"adjust:{key}")) is not None:
+            return account.balance  # a double submit: done already, audited already
+        rule_expiry = None
+        if kind == AccountKind.POINTS and delta > 0:
+            card = session.scalar(select(MemberCard).where(MemberCard.member_id == member_id)
+                                  .order_by(MemberCard.id).limit(1))
+            rule = card and session.scalar(select(EarningRule)
+                                           .where(EarningRule.plan_id == card.plan_id))
+            rule_expiry = points_expiry(rule, clock.now())
+        try:
+            ledger.post(session, account, delta, reason="adjustment", key=f"adjust:{key}",
+                        source=("staff", operator_id), operator_id=operator_id,
+                        expires_at=rule_expiry)
+        except InsufficientBalance as e:
+            raise LoyaltyError(LoyaltyErrorCode.INSUFFICIENT_POINTS,
+                               _("Only %(n)d are available.", n=e.available),
+                               errors={"delta": _("Only %(n)d are available.",
+                                                  n=e.available)}) from None
+        record(session, operator_id, f"{kind}.adjust", ("members", member_id),
+               after={"delta": delta, "reason": reason, "balance": account.balance})
+        return account.balance
+
+
+def history(session: Session, member_id: int, *, before_id: int | None = None,
+            limit: int = 20) -> list[ledger.Entry]:
+    """Points and experience entries, newest first, `limit` at a time."""
+    query = select(ledger.Entry, ledger.Account.kind).join(
+        ledger.Account, ledger.Account.id == ledger.Entry.account_id).where(
+        ledger.Account.owner_type == "member", ledger.Account.owner_id == member_id,
+        ledger.Account.kind.in_([AccountKind.POINTS, AccountKind.EXPERIENCE]))
+    if before_id:
+        query = query.where(ledger.Entry.id < before_id)
+    rows = session.execute(query.order_by(ledger.Entry.id.desc()).limit(limit)).all()
+    for entry, kind in rows:
+        entry.kind = kind  # for display: which ledger the entry belongs to
+    return [entry for entry, _kind in rows]

@@ -167,7 +167,21 @@ def coupon_state_label(value: str) -> str:
                 "not_yet_valid": _l("Not yet valid")}.get(value, value))
 
 
+def ledger_kind_label(value: str) -> str:
+    from flask_babel import lazy_gettext as _l
+
+    return str({"points": _l("Points"), "experience": _l("Experience")}.get(value, value))
+
+
+def ledger_reason_label(value: str) -> str:
+    from flask_babel import lazy_gettext as _l
+
+    return str({"order": _l("Order"), "refund": _l("Refund"), "redeem": _l("Spent"),
+                "adjustment": _l("Adjusted by staff"), "expired": _l("Expired")}
+               .get(value, value))
+
+
 def register_labels(app) -> None:
     for fn in (role_label, status_label, card_status_label, template_status_label,
-               coupon_state_label):
+               coupon_state_label, ledger_kind_label, ledger_reason_label):
         app.add_template_global(fn, fn.__name__)

@@ -8,10 +8,10 @@ from tests.fixtures import sign_in_as
 
 PUBLIC = ["/", "/sign-in", "/admin/sign-in", "/r/{slug}"]
 MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet",
-          "/wallet?tab=used", "/inbox"]
+          "/wallet?tab=used", "/inbox", "/points"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
-         "/admin/api-clients",
+         "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
          "/admin/attributes",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
          "/admin/links/{link_id}"]
@@ -21,7 +21,7 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
 def ids(member, link):
     card = db.session.merge(member).cards[0]
     return {"slug": link.page.slug, "card_id": card.id, "member_id": member.id,
-            "page_id": link.page_id, "link_id": link.id}
+            "page_id": link.page_id, "link_id": link.id, "plan_id": card.plan_id}
 
 
 def _check(client, url):
