@@ -13,6 +13,7 @@ from portal.api.services import create_client
 from portal.coupons import services as coupons
 from portal.coupons.models import ClaimLink, CouponPackage, CouponTemplate, PackageItem
 from portal.db import transaction
+from portal.loyalty.models import EarningRule
 from portal.members.models import (
     CardPlan,
     Member,
@@ -129,6 +130,12 @@ def seed_demo(session: Session) -> dict[str, int]:
             PackageItem(template_id=templates[2].id, quantity=2)]))
         session.add(ClaimLink(token="welcome10", template_id=templates[0].id,
                               registration_page_id=page.id))
+        session.add_all([
+            EarningRule(plan_id=regular.id, points_amount=1, points_per_minor=100,
+                        experience_amount=1, experience_per_minor=100, points_expiry_years=1,
+                        product_filter="blacklist", filter_names=["Gift card"]),
+            EarningRule(plan_id=student.id, points_amount=2, points_per_minor=100,
+                        experience_amount=1, experience_per_minor=100, points_expiry_years=0)])
     members = session.query(Member).filter(Member.became_member_at.is_not(None)) \
         .order_by(Member.id).limit(40).all()
     for n, member in enumerate(members):
