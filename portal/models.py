@@ -12,7 +12,12 @@ from portal.coupons.models import (  # noqa: F401
 )
 from portal.db import Base
 from portal.ledger import Account, Entry  # noqa: F401
-from portal.loyalty.models import EarningRule, Order, OrderRefund  # noqa: F401
+from portal.loyalty.models import (  # noqa: F401
+    EarningRule,
+    Order,
+    OrderRefund,
+    TierSettings,
+)
 from portal.members.models import (  # noqa: F401
     CardPlan,
     CustomAttribute,

@@ -1,7 +1,7 @@
 """Earning rules, orders from tills and shops, and their refunds."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
@@ -76,3 +76,30 @@ class OrderRefund(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
     order: Mapped[Order] = relationship(back_populates="refunds")
+
+
+class TierSettings(Base):
+    """How a card plan's tiers are decided. Off: tiers are only recorded (staff, API)."""
+
+    __tablename__ = "tier_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("card_plans.id"), unique=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    # Once computed tiers are released they cannot be switched off again (spec 2.1).
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recalc_day: Mapped[int | None]                  # day of the month, at 0:00 local
+    on_change: Mapped[str] = mapped_column(String(12), default="realtime")
+    validity: Mapped[str] = mapped_column(String(12), default="permanent")
+    validity_months: Mapped[int | None]
+    after_expiry: Mapped[str] = mapped_column(String(14), default="rule")
+    # A release recalculates everyone in the background; settings wait for it.
+    recalc_total: Mapped[int] = mapped_column(default=0)
+    recalc_done: Mapped[int] = mapped_column(default=0)
+    recalc_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recalc_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_periodic_on: Mapped[date | None]
+
+    @property
+    def is_running(self) -> bool:
+        return self.recalc_started_at is not None and self.recalc_finished_at is None

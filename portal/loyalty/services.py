@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal import clock, ledger
 from portal.db import transaction
 from portal.ledger import AccountKind, InsufficientBalance
+from portal.loyalty import tiers
 from portal.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from portal.loyalty.models import EarningRule, Order, OrderRefund, ProductFilter
 from portal.members.models import Member, MemberCard
@@ -133,6 +134,7 @@ def record_order(session: Session, *, store_id: int, client_id: int | None, chan
             if experience:
                 ledger.post(session, experience_account, experience, reason="order",
                             key=f"order:{order.id}", source=("order", order.id))
+                tiers.on_experience_change(session, card.member_id)
             member = session.get(Member, card.member_id)
             if member.last_purchase_at is None or member.last_purchase_at < occurred_at:
                 member.last_purchase_at = occurred_at
@@ -212,6 +214,8 @@ def refund_order(session: Session, *, store_id: int, external_id: str, refund_id
         refund.points_reversed = _take_back(session, points_account, points_now, refund)
         refund.experience_reversed = _take_back(session, experience_account, experience_now,
                                                 refund)
+        if refund.experience_reversed:
+            tiers.on_experience_change(session, order.member_id)
         return refund
 
 
@@ -398,6 +402,8 @@ def adjust(session: Session, *, member_id: int, kind: str, delta: int, reason: s
                                _("Only %(n)d are available.", n=e.available),
                                errors={"delta": _("Only %(n)d are available.",
                                                   n=e.available)}) from None
+        if kind == AccountKind.EXPERIENCE:
+            tiers.on_experience_change(session, member_id)
         record(session, operator_id, f"{kind}.adjust", ("members", member_id),
                after={"delta": delta, "reason": reason, "balance": account.balance})
         return account.balance

@@ -59,6 +59,11 @@ class Tier(Base):
     name: Mapped[str] = mapped_column(String(60))
     # 0 is the lowest tier, the one every new card starts in.
     rank: Mapped[int] = mapped_column(default=0)
+    # Higher tiers: the experience that reaches them, and how it is counted ("window":
+    # earned in the last `window_months`; "accumulated": all of it, and then permanent).
+    threshold: Mapped[int | None]
+    rule: Mapped[str | None] = mapped_column(String(12))
+    window_months: Mapped[int | None]
 
     plan: Mapped[CardPlan] = relationship(back_populates="tiers")
 
@@ -190,6 +195,9 @@ class MemberCard(Base):
     status: Mapped[str] = mapped_column(String(10), default=CardStatus.ACTIVE)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the card reached its tier, and until when it keeps it (None: for good).
+    tier_since_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    tier_until_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
     member: Mapped[Member] = relationship(back_populates="cards")
     plan: Mapped[CardPlan] = relationship()

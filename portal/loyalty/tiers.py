@@ -1,0 +1,413 @@
+"""Tiers (spec section 2): levels reached by experience, kept for a validity period,
+recalculated on release, on a calendar day, at expiry and as experience changes.
+
+Recalculation is set-based: one GROUP BY per window over the experience entries of a
+chunk of cards, then one executemany UPDATE of the cards whose tier changes."""
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from portal import clock, jobs, ledger
+from portal.db import transaction
+from portal.ledger import AccountKind
+from portal.loyalty.errors import LoyaltyError, LoyaltyErrorCode
+from portal.loyalty.models import TierSettings
+from portal.members.models import MemberCard, Tier
+
+CHUNK = 5000
+ON_CHANGE = ("realtime", "upgrade_only", "none")
+VALIDITY = ("permanent", "months", "month_end")
+AFTER_EXPIRY = ("rule", "since_upgrade")
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later, or that month's last day (31 Jan + 1 = 28/29 Feb)."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def tier_until(settings: TierSettings, tier: Tier, since: datetime) -> datetime | None:
+    """When a tier reached at `since` lapses; None for good (the lowest tier, an
+    accumulated-experience tier, or permanent validity)."""
+    if tier.rank == 0 or tier.rule == "accumulated" or settings.validity == "permanent":
+        return None
+    months = settings.validity_months or 0
+    reached_on = clock.local(since).date()
+    if settings.validity == "months":
+        # "The day after X months": kept through that date, lapsing at the next 0:00.
+        return clock.start_of_local_day(add_months(reached_on, months) + timedelta(days=1))
+    end = add_months(reached_on, months)
+    first_of_next = date(end.year + end.month // 12, end.month % 12 + 1, 1)
+    return clock.start_of_local_day(first_of_next)
+
+
+def window_start(months: int, now: datetime) -> datetime:
+    today = clock.local(now).date()
+    return clock.start_of_local_day(add_months(today, -months))
+
+
+def qualifying(tiers: list[Tier], accumulated: int, windows: dict[int, int]) -> Tier:
+    """The highest tier whose rule the experience meets, matched from high to low."""
+    for tier in sorted(tiers, key=lambda t: t.rank, reverse=True):
+        if tier.rank == 0:
+            return tier
+        amount = accumulated if tier.rule == "accumulated" else windows.get(tier.window_months, 0)
+        if tier.threshold is not None and amount >= tier.threshold:
+            return tier
+    return min(tiers, key=lambda t: t.rank)
+
+
+def _sums(session: Session, member_ids: list[int], months: set[int],
+          since: dict[int, datetime] | None = None) -> tuple[dict, dict, dict]:
+    """Per member: all experience, experience per window, and experience since a date."""
+    now = clock.now()
+    base = (select(ledger.Account.owner_id, func.coalesce(func.sum(ledger.Entry.delta), 0))
+            .join(ledger.Entry, ledger.Entry.account_id == ledger.Account.id)
+            .where(ledger.Account.kind == AccountKind.EXPERIENCE,
+                   ledger.Account.owner_type == "member",
+                   ledger.Account.owner_id.in_(member_ids))
+            .group_by(ledger.Account.owner_id))
+    accumulated = dict(session.execute(
+        select(ledger.Account.owner_id, ledger.Account.balance).where(
+            ledger.Account.kind == AccountKind.EXPERIENCE,
+            ledger.Account.owner_type == "member",
+            ledger.Account.owner_id.in_(member_ids))).all())
+    windows = {m: dict(session.execute(
+        base.where(ledger.Entry.created_at >= window_start(m, now))).all()) for m in months}
+    since_sums = {}
+    if since:
+        for member_id, moment in since.items():
+            since_sums[member_id] = session.scalar(
+                select(func.coalesce(func.sum(ledger.Entry.delta), 0))
+                .join(ledger.Account, ledger.Account.id == ledger.Entry.account_id)
+                .where(ledger.Account.kind == AccountKind.EXPERIENCE,
+                       ledger.Account.owner_type == "member",
+                       ledger.Account.owner_id == member_id,
+                       ledger.Entry.created_at > moment))
+    return accumulated, windows, since_sums
+
+
+@dataclass
+class PlanTiers:
+    settings: TierSettings
+    tiers: list[Tier]
+
+    @property
+    def windows(self) -> set[int]:
+        return {t.window_months for t in self.tiers if t.rule == "window" and t.window_months}
+
+
+def plan_tiers(session: Session, plan_id: int) -> PlanTiers | None:
+    settings = session.scalar(select(TierSettings).where(TierSettings.plan_id == plan_id))
+    tiers = list(session.scalars(select(Tier).where(Tier.plan_id == plan_id)
+                                 .order_by(Tier.rank)))
+    return PlanTiers(settings, tiers) if settings is not None else None
+
+
+def _target(pt: PlanTiers, card: MemberCard, accumulated, windows, mode: str,
+            since_sums=None) -> Tier:
+    by_id = {t.id: t for t in pt.tiers}
+    current = by_id.get(card.tier_id) or pt.tiers[0]
+    if mode == "since_upgrade":
+        amount = since_sums.get(card.member_id, 0)
+        best = qualifying(pt.tiers, amount, {m: amount for m in pt.windows})
+    else:
+        best = qualifying(pt.tiers, accumulated.get(card.member_id, 0),
+                          {m: w.get(card.member_id, 0) for m, w in windows.items()})
+    if mode == "upgrade_only":
+        return best if best.rank > current.rank else current
+    if mode == "periodic":
+        expired = card.tier_until_at is not None and card.tier_until_at <= clock.now()
+        return best if best.rank > current.rank or expired else current
+    return best  # release, real time, expiry
+
+
+def _apply(session: Session, pt: PlanTiers, cards: list[MemberCard], targets: dict,
+           renew: bool = False) -> int:
+    """Move cards to their targets in one executemany UPDATE; returns how many moved."""
+    now = clock.now()
+    rows = []
+    for card in cards:
+        target = targets[card.id]
+        if target.id != card.tier_id or renew:
+            rows.append({"card_id": card.id, "tier_id": target.id, "since": now,
+                         "until": tier_until(pt.settings, target, now)})
+    if rows:
+        from sqlalchemy import bindparam
+
+        session.execute(
+            update(MemberCard.__table__).where(MemberCard.__table__.c.id == bindparam("card_id"))
+            .values(tier_id=bindparam("tier_id"), tier_since_at=bindparam("since"),
+                    tier_until_at=bindparam("until")), rows)
+    return len(rows)
+
+
+def recalculate(session: Session, plan_id: int, *, mode: str = "release",
+                card_filter=None) -> int:
+    """Recalculate the tiers of a plan's cards in chunks, recording progress."""
+    pt = plan_tiers(session, plan_id)
+    if pt is None or not pt.settings.enabled:
+        return 0
+    moved, last_id = 0, 0
+    while True:
+        with transaction(session):
+            query = select(MemberCard).where(MemberCard.plan_id == plan_id,
+                                             MemberCard.id > last_id)
+            if card_filter is not None:
+                query = query.where(card_filter)
+            cards = list(session.scalars(query.order_by(MemberCard.id).limit(CHUNK)))
+            if not cards:
+                break
+            last_id = cards[-1].id
+            member_ids = [c.member_id for c in cards]
+            since = {c.member_id: c.tier_since_at or c.issued_at for c in cards} \
+                if mode == "since_upgrade" else None
+            accumulated, windows, since_sums = _sums(session, member_ids, pt.windows, since)
+            targets = {c.id: _target(pt, c, accumulated, windows, mode, since_sums)
+                       for c in cards}
+            moved += _apply(session, pt, cards, targets, renew=mode in ("rule",
+                                                                        "since_upgrade"))
+            if mode == "release":
+                session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id)
+                                .values(recalc_done=TierSettings.recalc_done + len(cards)))
+    return moved
+
+
+def on_experience_change(session: Session, member_id: int) -> None:
+    """Adjust a member's tier as their experience changed, as the settings say. Runs in
+    the caller's transaction."""
+    for card in session.scalars(select(MemberCard).where(MemberCard.member_id == member_id)):
+        pt = plan_tiers(session, card.plan_id)
+        if pt is None or not pt.settings.enabled or pt.settings.on_change == "none" \
+                or pt.settings.is_running or len(pt.tiers) < 2:
+            continue
+        accumulated, windows, _since = _sums(session, [member_id], pt.windows)
+        target = _target(pt, card, accumulated, windows, pt.settings.on_change)
+        _apply(session, pt, [card], {card.id: target})
+
+
+# --- settings and release ---------------------------------------------------------------
+
+def check_levels(tiers: list[Tier]) -> dict[str, str]:
+    errors = {}
+    higher = sorted((t for t in tiers if t.rank > 0), key=lambda t: t.rank)
+    thresholds = [t.threshold for t in higher]
+    if any(t is None or t <= 0 for t in thresholds):
+        errors["threshold"] = _("Every level above the lowest needs a threshold above zero.")
+    elif len(set(thresholds)) != len(thresholds):
+        errors["threshold"] = _("Two levels have the same threshold.")
+    elif thresholds != sorted(thresholds):
+        errors["threshold"] = _("Higher levels need higher thresholds.")
+    if any(t.rule not in ("window", "accumulated") or
+           (t.rule == "window" and not (t.window_months or 0) > 0) for t in higher):
+        errors["rule"] = _("Choose the upgrade rule; a window needs its months.")
+    return errors
+
+
+def release(session: Session, plan_id: int, *, operator_id: int) -> TierSettings:
+    """Turn on computed tiers (for good) and recalculate every card in the background."""
+    from portal.staff.services import record
+
+    with transaction(session):
+        pt = plan_tiers(session, plan_id)
+        if pt is None:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Save the tier settings first."))
+        if pt.settings.is_running:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                               _("A recalculation is running: wait for it to finish."))
+        errors = check_levels(pt.tiers)
+        if errors:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Please correct the levels."),
+                               errors=errors)
+        settings = pt.settings
+        settings.enabled = True
+        settings.released_at = clock.now()
+        settings.recalc_total = session.scalar(select(func.count(MemberCard.id))
+                                               .where(MemberCard.plan_id == plan_id))
+        settings.recalc_done = 0
+        settings.recalc_started_at, settings.recalc_finished_at = clock.now(), None
+        record(session, operator_id, "tiers.release", ("card_plans", plan_id),
+               after={"levels": [[t.name, t.threshold, t.rule, t.window_months]
+                                 for t in pt.tiers]})
+        from portal.db import after_commit
+
+        after_commit(session, lambda: recalculate_task(plan_id))
+        return settings
+
+
+@jobs.task(retries=2)
+def recalculate_task(plan_id: int) -> int:
+    from portal.db import db
+
+    moved = recalculate(db.session, plan_id, mode="release")
+    with transaction(db.session):
+        db.session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id)
+                           .values(recalc_finished_at=clock.now()))
+    return moved
+
+
+@jobs.on_daily("tiers")
+def daily_tiers(session: Session) -> dict:
+    """Expired tiers are recalculated; on a plan's calendar day everyone is."""
+    results = {}
+    today = clock.today()
+    for settings in session.scalars(select(TierSettings).where(TierSettings.enabled)).all():
+        plan_id, mode = settings.plan_id, settings.after_expiry
+        results[plan_id] = recalculate(
+            session, plan_id, mode=mode,
+            card_filter=(MemberCard.tier_until_at.is_not(None))
+            & (MemberCard.tier_until_at <= clock.now()))
+        if settings.recalc_day == today.day and settings.last_periodic_on != today:
+            results[plan_id] += recalculate(session, plan_id, mode="periodic")
+            with transaction(session):
+                session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id)
+                                .values(last_periodic_on=today))
+    return results
+
+
+def settings_for(session: Session, plan_id: int) -> TierSettings:
+    """The plan's tier settings, made (off) on first use."""
+    settings = session.scalar(select(TierSettings).where(TierSettings.plan_id == plan_id))
+    if settings is None:
+        settings = TierSettings(plan_id=plan_id)
+        session.add(settings)
+        session.flush()
+    return settings
+
+
+def save_settings(session: Session, plan_id: int, data: dict, *,
+                  operator_id: int) -> TierSettings:
+    """Recalculation, validity and the on/off switch. The switch cannot be turned off once
+    released, nor flipped once the plan has more than one level (spec 2.1, 2.122)."""
+    from portal.staff.services import record
+
+    errors = {}
+    if data.get("on_change") not in ON_CHANGE:
+        errors["on_change"] = _("Choose how experience changes move tiers.")
+    if data.get("validity") not in VALIDITY:
+        errors["validity"] = _("Choose how long a tier is kept.")
+    elif data["validity"] != "permanent" and not 1 <= (data.get("validity_months") or 0) <= 120:
+        errors["validity_months"] = _("From 1 to 120 months.")
+    if data.get("after_expiry") not in AFTER_EXPIRY:
+        errors["after_expiry"] = _("Choose how an expired tier is recalculated.")
+    day = data.get("recalc_day")
+    if day is not None and not 1 <= day <= 28:
+        errors["recalc_day"] = _("A day from 1 to 28, or none.")
+    with transaction(session):
+        settings = settings_for(session, plan_id)
+        if settings.is_running:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                               _("A recalculation is running: wait for it to finish."))
+        levels = session.scalar(select(func.count(Tier.id)).where(Tier.plan_id == plan_id))
+        if bool(data.get("enabled")) != settings.enabled and (
+                settings.released_at is not None or levels > 1):
+            errors["enabled"] = _("Computed tiers cannot be switched once released or once "
+                                  "the plan has more than one level.")
+        if errors:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Please correct the marked fields."),
+                               errors=errors)
+        before = {k: getattr(settings, k) for k in ("enabled", "recalc_day", "on_change",
+                                                     "validity", "validity_months",
+                                                     "after_expiry")}
+        settings.enabled = bool(data.get("enabled"))
+        settings.recalc_day = day
+        settings.on_change = data["on_change"]
+        settings.validity = data["validity"]
+        settings.validity_months = data.get("validity_months") \
+            if data["validity"] != "permanent" else None
+        settings.after_expiry = data["after_expiry"]
+        record(session, operator_id, "tiers.settings", ("card_plans", plan_id),
+               before=before, after={k: getattr(settings, k) for k in before})
+        return settings
+
+
+def save_level(session: Session, plan_id: int, *, name: str, threshold: int | None,
+               rule: str | None, window_months: int | None, tier_id: int | None = None,
+               operator_id: int) -> Tier:
+    """Add a level above the others, or change one; the order of thresholds is checked
+    against every level."""
+    from portal.staff.services import record
+
+    name = " ".join((name or "").split())
+    errors = {}
+    if not name or len(name) > 60:
+        errors["name"] = _("Give the level a name of at most 60 characters.")
+    with transaction(session):
+        settings = settings_for(session, plan_id)
+        if settings.is_running:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                               _("A recalculation is running: wait for it to finish."))
+        tiers = list(session.scalars(select(Tier).where(Tier.plan_id == plan_id)
+                                     .order_by(Tier.rank)))
+        if tier_id is None:
+            tier = Tier(plan_id=plan_id, name=name, rank=(tiers[-1].rank + 1) if tiers else 0)
+            candidate = [*tiers, tier]
+        else:
+            tier = next((t for t in tiers if t.id == tier_id), None)
+            if tier is None:
+                raise LoyaltyError(LoyaltyErrorCode.INVALID, _("There is no such level."))
+            candidate = tiers
+        tier.name = name
+        if tier.rank > 0:
+            tier.threshold, tier.rule = threshold, rule
+            tier.window_months = window_months if rule == "window" else None
+        errors.update(check_levels(candidate))
+        if errors:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Please correct the marked fields."),
+                               errors=errors)
+        if tier_id is None:
+            session.add(tier)
+        session.flush()
+        record(session, operator_id, "tiers.level", ("tiers", tier.id),
+               after={"name": name, "threshold": tier.threshold, "rule": tier.rule,
+                      "window_months": tier.window_months})
+        return tier
+
+
+def remove_level(session: Session, tier_id: int, *, operator_id: int) -> None:
+    """Remove the top level if no card holds it (never the lowest)."""
+    from portal.staff.services import record
+
+    with transaction(session):
+        tier = session.get(Tier, tier_id)
+        if tier is None or tier.rank == 0:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("The lowest level stays."))
+        top = session.scalar(select(func.max(Tier.rank)).where(Tier.plan_id == tier.plan_id))
+        if tier.rank != top:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Remove the highest level first."))
+        if session.scalar(select(func.count(MemberCard.id))
+                          .where(MemberCard.tier_id == tier.id)):
+            raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                               _("Members hold this level: release lower thresholds first."))
+        record(session, operator_id, "tiers.level_remove", ("tiers", tier.id),
+               before={"name": tier.name, "threshold": tier.threshold})
+        session.delete(tier)
+
+
+def progress(session: Session, member_id: int):
+    """For the member's card: the next level and how much experience it still needs."""
+    card = session.scalar(select(MemberCard).where(MemberCard.member_id == member_id)
+                          .order_by(MemberCard.id).limit(1))
+    if card is None:
+        return None
+    pt = plan_tiers(session, card.plan_id)
+    if pt is None or not pt.settings.enabled:
+        return None
+    current = next((t for t in pt.tiers if t.id == card.tier_id), pt.tiers[0])
+    nxt = next((t for t in pt.tiers if t.rank > current.rank), None)
+    if nxt is None:
+        return {"next": None, "needed": 0, "have": 0, "until": card.tier_until_at}
+    accumulated, windows, _s = _sums(session, [member_id], pt.windows)
+    if nxt.rule == "accumulated":
+        have = accumulated.get(member_id, 0)
+    else:
+        have = windows.get(nxt.window_months, {}).get(member_id, 0)
+    return {"next": nxt, "needed": max(nxt.threshold - have, 0), "have": have,
+            "until": card.tier_until_at}

@@ -1,0 +1,190 @@
+"""Tiers: levels, validity, release, real-time changes, expiry and the calendar day."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from portal import clock, jobs
+from portal.db import transaction
+from portal.loyalty import services as loyalty
+from portal.loyalty import tiers
+from portal.loyalty.errors import LoyaltyError
+from portal.loyalty.models import TierSettings
+from portal.members.models import MemberCard, Tier
+
+TZ_NOON = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+
+
+@pytest.fixture(autouse=True)
+def _shanghai():
+    clock.set_timezone("Asia/Shanghai")
+    clock.freeze(TZ_NOON)
+
+
+@pytest.mark.parametrize("start,months,expected", [
+    (date(2026, 1, 31), 1, date(2026, 2, 28)),
+    (date(2028, 1, 31), 1, date(2028, 2, 29)),     # a leap year
+    (date(2026, 8, 31), 6, date(2027, 2, 28)),
+    (date(2026, 11, 15), 2, date(2027, 1, 15)),    # across the new year
+])
+def test_add_months_keeps_the_day_or_the_months_last(start, months, expected):
+    assert tiers.add_months(start, months) == expected
+
+
+def _local(y, m, d):
+    return clock.start_of_local_day(date(y, m, d))
+
+
+def test_validity_the_day_after_x_months_and_month_end():
+    gold = Tier(rank=1, rule="window", window_months=12, threshold=100)
+    settings = TierSettings(validity="months", validity_months=6)
+    assert tiers.tier_until(settings, gold, TZ_NOON) == _local(2026, 9, 11)
+    settings.validity = "month_end"
+    assert tiers.tier_until(settings, gold, TZ_NOON) == _local(2026, 10, 1)
+    settings.validity = "permanent"
+    assert tiers.tier_until(settings, gold, TZ_NOON) is None
+    settings.validity = "months"
+    lifetime = Tier(rank=1, rule="accumulated", threshold=100)
+    assert tiers.tier_until(settings, lifetime, TZ_NOON) is None   # accumulated: for good
+
+
+def test_a_local_late_night_counts_as_that_local_day():
+    gold = Tier(rank=1, rule="window", window_months=1, threshold=1)
+    settings = TierSettings(validity="months", validity_months=1)
+    late = datetime(2026, 1, 31, 15, 30, tzinfo=UTC)   # 23:30 on 31 Jan in Shanghai
+    assert tiers.tier_until(settings, gold, late) == _local(2026, 3, 1)  # kept through 28 Feb
+
+
+def test_qualifying_matches_from_high_to_low():
+    levels = [Tier(id=1, rank=0, name="Member"),
+              Tier(id=2, rank=1, name="Silver", rule="accumulated", threshold=100),
+              Tier(id=3, rank=2, name="Gold", rule="window", window_months=12, threshold=500)]
+    assert tiers.qualifying(levels, 150, {12: 600}).name == "Gold"
+    assert tiers.qualifying(levels, 150, {12: 10}).name == "Silver"
+    assert tiers.qualifying(levels, 50, {12: 10}).name == "Member"
+
+
+@pytest.fixture
+def tiered(session, plan, owner):
+    """Member (0) / Silver 100 accumulated / Gold 300 in 12 months; 6-month validity."""
+    tiers.save_settings(session, plan.id, {"enabled": True, "on_change": "realtime",
+                                           "validity": "months", "validity_months": 6,
+                                           "after_expiry": "rule"}, operator_id=owner.id)
+    tiers.save_level(session, plan.id, name="Silver", threshold=100, rule="accumulated",
+                     window_months=None, operator_id=owner.id)
+    tiers.save_level(session, plan.id, name="Gold", threshold=300, rule="window",
+                     window_months=12, operator_id=owner.id)
+    return plan
+
+
+def _experience(session, member, owner, delta, key):
+    loyalty.adjust(session, member_id=member.id, kind="experience", delta=delta,
+                   reason="test", key=key, operator_id=owner.id)
+
+
+def _tier(session, member):
+    session.expire_all()
+    card = session.query(MemberCard).filter_by(member_id=member.id).one()
+    return card.tier.name, card.tier_until_at
+
+
+def test_release_recalculates_everyone_with_progress(session, tiered, member, other_member,
+                                                     owner):
+    with transaction(session):
+        session.query(TierSettings).update({"on_change": "none"})
+    _experience(session, member, owner, 350, "a")
+    _experience(session, other_member, owner, 120, "b")
+    assert _tier(session, member)[0] == "Classic"          # not computed yet
+    settings = tiers.release(session, tiered.id, operator_id=owner.id)
+    session.expire_all()
+    settings = session.get(TierSettings, settings.id)
+    assert (settings.recalc_done, settings.recalc_total) == (2, 2)
+    assert settings.recalc_finished_at is not None
+    assert _tier(session, member) == ("Gold", _local(2026, 9, 11))
+    assert _tier(session, other_member) == ("Silver", None)   # accumulated: permanent
+
+
+def test_real_time_upgrade_and_downgrade(session, tiered, member, owner):
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    _experience(session, member, owner, 310, "a")
+    assert _tier(session, member)[0] == "Gold"
+    _experience(session, member, owner, -250, "b")
+    assert _tier(session, member)[0] == "Classic"
+
+
+def test_upgrade_only_never_moves_down(session, tiered, member, owner):
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    with transaction(session):
+        session.query(TierSettings).update({"on_change": "upgrade_only"})
+    _experience(session, member, owner, 310, "a")
+    _experience(session, member, owner, -300, "b")
+    assert _tier(session, member)[0] == "Gold"
+
+
+def test_at_expiry_the_tier_is_recalculated_by_the_window(session, tiered, member, owner):
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    with transaction(session):
+        session.query(TierSettings).update({"on_change": "upgrade_only"})
+    _experience(session, member, owner, 310, "a")
+    assert _tier(session, member) == ("Gold", _local(2026, 9, 11))
+    clock.freeze(_local(2026, 9, 10) + timedelta(hours=23, minutes=59))
+    jobs.run_daily()
+    assert _tier(session, member)[0] == "Gold"              # still 10 Sep locally
+    clock.freeze(_local(2027, 3, 12))                        # the window no longer holds 310
+    jobs.run_daily()
+    assert _tier(session, member)[0] == "Silver"             # accumulated 310 ≥ 100
+
+
+def test_since_upgrade_counts_only_experience_after_the_upgrade(session, tiered, member,
+                                                                owner):
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    with transaction(session):
+        session.query(TierSettings).update({"on_change": "upgrade_only",
+                                            "after_expiry": "since_upgrade"})
+    _experience(session, member, owner, 310, "a")
+    clock.freeze(_local(2026, 9, 12))
+    _experience(session, member, owner, 120, "b")
+    jobs.run_daily()
+    assert _tier(session, member)[0] == "Silver"    # 120 since the upgrade: Silver only
+
+
+def test_calendar_day_upgrades_those_who_qualify(session, tiered, member, owner):
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    with transaction(session):
+        session.query(TierSettings).update({"on_change": "none", "recalc_day": 15})
+    _experience(session, member, owner, 150, "a")
+    assert _tier(session, member)[0] == "Classic"
+    clock.freeze(_local(2026, 3, 14) + timedelta(hours=12))
+    jobs.run_daily()
+    assert _tier(session, member)[0] == "Classic"
+    clock.freeze(_local(2026, 3, 15) + timedelta(minutes=5))
+    jobs.run_daily()
+    assert _tier(session, member)[0] == "Silver"
+
+
+def test_the_switch_stays_on_once_released(session, tiered, owner):
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    with pytest.raises(LoyaltyError) as e:
+        tiers.save_settings(session, tiered.id, {"enabled": False, "on_change": "realtime",
+                                                 "validity": "permanent",
+                                                 "after_expiry": "rule"}, operator_id=owner.id)
+    assert "enabled" in e.value.details["errors"]
+
+
+@pytest.mark.parametrize("threshold,rule,months", [(0, "accumulated", None),
+                                                   (300, "accumulated", None),   # duplicate
+                                                   (200, "accumulated", None),   # out of order
+                                                   (500, "window", None)])
+def test_bad_levels_are_refused(session, tiered, owner, threshold, rule, months):
+    with pytest.raises(LoyaltyError):
+        tiers.save_level(session, tiered.id, name="Platinum", threshold=threshold, rule=rule,
+                         window_months=months, operator_id=owner.id)
+    assert session.query(Tier).filter_by(plan_id=tiered.id).count() == 3
+
+
+def test_progress_says_how_much_is_left(session, tiered, member, owner):
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    _experience(session, member, owner, 40, "a")
+    p = tiers.progress(session, member.id)
+    assert p["next"].name == "Silver" and p["needed"] == 60
