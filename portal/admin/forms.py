@@ -196,3 +196,31 @@ class AdjustForm(FlaskForm):
     delta = StringField(_l("Change (e.g. 50 or -20)"), render_kw={"inputmode": "numeric"})
     reason = StringField(_l("Reason"), render_kw={"maxlength": 200})
     nonce = HiddenField()
+
+
+class TierSettingsForm(FlaskForm):
+    enabled = BooleanField(_l("Compute tiers from experience"))
+    recalc_day = StringField(_l("Recalculate everyone on day (1–28; empty: never)"),
+                             render_kw={"inputmode": "numeric"})
+    on_change = SelectField(_l("When experience changes"), validate_choice=False, choices=[
+        SelectChoice("realtime", _l("Adjust the tier at once")),
+        SelectChoice("upgrade_only", _l("Only move up")),
+        SelectChoice("none", _l("No adjustment"))])
+    validity = SelectField(_l("A tier is kept"), validate_choice=False, choices=[
+        SelectChoice("months", _l("Until the day after X months")),
+        SelectChoice("month_end", _l("Until the end of the month after X months")),
+        SelectChoice("permanent", _l("For good"))])
+    validity_months = StringField(_l("X (months)"), render_kw={"inputmode": "numeric"})
+    after_expiry = SelectField(_l("When it lapses, count"), validate_choice=False, choices=[
+        SelectChoice("rule", _l("The experience each level's rule counts")),
+        SelectChoice("since_upgrade", _l("The experience since the upgrade"))])
+
+
+class TierLevelForm(FlaskForm):
+    name = StringField(_l("Level name"), render_kw={"maxlength": 60})
+    threshold = StringField(_l("Experience threshold"), render_kw={"inputmode": "numeric"})
+    rule = SelectField(_l("Upgrade rule"), validate_choice=False, choices=[
+        SelectChoice("window", _l("Experience in the last X months")),
+        SelectChoice("accumulated", _l("All experience (the level is then kept for good)"))])
+    window_months = StringField(_l("X (months)"), render_kw={"inputmode": "numeric"},
+                                default="12")

@@ -7,7 +7,7 @@ from decimal import InvalidOperation
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 
-from portal.admin.forms import AdjustForm, EarningRuleForm
+from portal.admin.forms import AdjustForm, EarningRuleForm, TierLevelForm, TierSettingsForm
 from portal.admin.views import EVERYONE, MANAGERS, bp
 from portal.coupons.services import parse_product_ids
 from portal.db import db
@@ -16,7 +16,7 @@ from portal.loyalty.errors import LoyaltyError
 from portal.members.models import CardPlan
 from portal.money import Money
 from portal.web.auth import current_staff, staff_required
-from portal.web.forms import apply_error, shown_status
+from portal.web.forms import EmptyForm, apply_error, shown_status
 from portal.web.render import render
 
 
@@ -111,3 +111,109 @@ def member_adjust(member_id: int):
     else:
         flash(_("Saved. The balance is now %(n)d.", n=balance), "success")
     return redirect(url_for("admin.member_detail", member_id=member_id), 303)
+
+
+# --- tiers ----------------------------------------------------------------------------------
+
+def _number(raw: str | None) -> int | None:
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+def _tiers_page(plan, settings_form=None, level_form=None, status=200):
+    from portal.loyalty import tiers
+
+    settings = tiers.settings_for(db.session, plan.id)
+    db.session.commit()
+    form = settings_form or TierSettingsForm(data={
+        "enabled": settings.enabled, "recalc_day": settings.recalc_day or "",
+        "on_change": settings.on_change, "validity": settings.validity,
+        "validity_months": settings.validity_months or "",
+        "after_expiry": settings.after_expiry})
+    return render("admin/loyalty/tiers.html", plan=plan, settings=settings, form=form,
+                  level_form=level_form or TierLevelForm(), levels=plan.tiers,
+                  action_form=EmptyForm(), status=status)
+
+
+def _plan_or_404(plan_id: int) -> CardPlan:
+    plan = db.session.get(CardPlan, plan_id)
+    if plan is None:
+        abort(404)
+    return plan
+
+
+@bp.route("/loyalty/<int:plan_id>/tiers", methods=["GET", "POST"])
+@staff_required(*MANAGERS)
+def tier_settings(plan_id: int):
+    from portal.loyalty import tiers
+
+    plan = _plan_or_404(plan_id)
+    form = TierSettingsForm()
+    if form.validate_on_submit():
+        data = {"enabled": form.enabled.data, "recalc_day": _number(form.recalc_day.data),
+                "on_change": form.on_change.data, "validity": form.validity.data,
+                "validity_months": _number(form.validity_months.data),
+                "after_expiry": form.after_expiry.data}
+        try:
+            tiers.save_settings(db.session, plan.id, data, operator_id=current_staff().id)
+        except LoyaltyError as e:
+            apply_error(form, e)
+            return _tiers_page(plan, settings_form=form, status=422)
+        flash(_("Saved. Press “Save and release” to apply the rules to every member."),
+              "success")
+        return redirect(url_for("admin.tier_settings", plan_id=plan.id), 303)
+    return _tiers_page(plan, status=shown_status())
+
+
+@bp.post("/loyalty/<int:plan_id>/levels")
+@staff_required(*MANAGERS)
+def tier_level_add(plan_id: int):
+    from portal.loyalty import tiers
+
+    plan = _plan_or_404(plan_id)
+    form = TierLevelForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        tiers.save_level(db.session, plan.id, name=form.name.data,
+                         threshold=_number(form.threshold.data), rule=form.rule.data,
+                         window_months=_number(form.window_months.data),
+                         operator_id=current_staff().id)
+    except LoyaltyError as e:
+        apply_error(form, e)
+        return _tiers_page(plan, level_form=form, status=422)
+    return redirect(url_for("admin.tier_settings", plan_id=plan.id), 303)
+
+
+@bp.post("/loyalty/levels/<int:tier_id>/remove")
+@staff_required(*MANAGERS)
+def tier_level_remove(tier_id: int):
+    from portal.loyalty import tiers
+    from portal.members.models import Tier
+
+    tier = db.session.get(Tier, tier_id)
+    if tier is None or not EmptyForm().validate_on_submit():
+        abort(404)
+    plan_id = tier.plan_id
+    try:
+        tiers.remove_level(db.session, tier_id, operator_id=current_staff().id)
+    except LoyaltyError as e:
+        flash(str(e), "error")
+    return redirect(url_for("admin.tier_settings", plan_id=plan_id), 303)
+
+
+@bp.post("/loyalty/<int:plan_id>/release")
+@staff_required(*MANAGERS)
+def tier_release(plan_id: int):
+    from portal.loyalty import tiers
+
+    plan = _plan_or_404(plan_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        tiers.release(db.session, plan.id, operator_id=current_staff().id)
+    except LoyaltyError as e:
+        flash(next(iter(e.details.get("errors", {}).values()), str(e)), "error")
+    else:
+        flash(_("Released: every member's tier is being recalculated."), "success")
+    return redirect(url_for("admin.tier_settings", plan_id=plan.id), 303)

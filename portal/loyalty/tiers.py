@@ -402,12 +402,14 @@ def progress(session: Session, member_id: int):
         return None
     current = next((t for t in pt.tiers if t.id == card.tier_id), pt.tiers[0])
     nxt = next((t for t in pt.tiers if t.rank > current.rank), None)
+    # The stored end is exclusive; members are told the last day they keep the tier.
+    until = card.tier_until_at - timedelta(microseconds=1) if card.tier_until_at else None
     if nxt is None:
-        return {"next": None, "needed": 0, "have": 0, "until": card.tier_until_at}
+        return {"next": None, "needed": 0, "have": 0, "until": until}
     accumulated, windows, _s = _sums(session, [member_id], pt.windows)
     if nxt.rule == "accumulated":
         have = accumulated.get(member_id, 0)
     else:
         have = windows.get(nxt.window_months, {}).get(member_id, 0)
     return {"next": nxt, "needed": max(nxt.threshold - have, 0), "have": have,
-            "until": card.tier_until_at}
+            "until": until}
