@@ -6,6 +6,8 @@
   the wallet holding 5 and 500 coupons; they must be equal).
 - issue_ratio.coupons_10k: issuing one template to 10,000 members in one batch, divided
   by a bare bulk INSERT of 10,000 coupon rows.
+- recalc_ratio.tiers_200k: recalculating tiers for 200,000 members, divided by one
+  GROUP BY over their experience entries; peak_rss_mb.tiers_200k: the run's peak memory.
 Also written to bench/results.json.
 """
 from __future__ import annotations
@@ -167,6 +169,68 @@ def _issue_ratio(app, count: int = 10_000) -> float:
         return full / bare
 
 
+def _tiers_ratio(app, count: int = 200_000) -> tuple[float, float]:
+    """Recalculating tiers for `count` members, over one GROUP BY of their experience
+    entries (both measured here), and the recalculation's peak memory in MB."""
+    from sqlalchemy import func, insert, select
+
+    from portal import ledger
+    from portal.loyalty import tiers
+    from portal.loyalty.models import TierSettings
+    from portal.members.models import CardPlan, Member, MemberCard, Tier
+
+    with app.app_context():
+        session = db.session
+        with transaction(session):
+            plan = CardPlan(name="Bench tiers", currency="CNY", validity_days=None)
+            session.add(plan)
+            session.flush()
+            base = Tier(plan_id=plan.id, name="Member", rank=0)
+            session.add_all([base,
+                             Tier(plan_id=plan.id, name="Silver", rank=1, threshold=500,
+                                  rule="accumulated"),
+                             Tier(plan_id=plan.id, name="Gold", rank=2, threshold=2000,
+                                  rule="window", window_months=12)])
+            session.add(TierSettings(plan_id=plan.id, enabled=True, on_change="none",
+                                     validity="months", validity_months=12))
+            session.flush()
+            now = clock.now()
+            ids = session.execute(insert(Member).returning(Member.id), [
+                {"full_name": "", "mobile": f"+86135{i:08d}", "mobile_verified": True,
+                 "custom": {}, "status": "normal", "session_version": 1,
+                 "became_member_at": now} for i in range(count)]).scalars().all()
+            session.execute(insert(MemberCard), [
+                {"number": f"9{i:015d}", "member_id": m, "plan_id": plan.id,
+                 "tier_id": base.id, "status": "active", "issued_at": now}
+                for i, m in enumerate(ids)])
+            accounts = session.execute(insert(ledger.Account).returning(
+                ledger.Account.id, ledger.Account.owner_id, sort_by_parameter_order=True), [
+                {"kind": "experience", "owner_type": "member", "owner_id": m, "currency": "",
+                 "balance": (i * 37) % 3000, "created_at": now} for i, m in enumerate(ids)]).all()
+            session.execute(insert(ledger.Entry), [
+                {"account_id": a, "delta": (i * 37) % 3000 or 1, "balance_after": 0,
+                 "reason": "bench", "idempotency_key": "b", "open_amount": 0,
+                 "created_at": now} for i, (a, _m) in enumerate(accounts)])
+            plan_id = plan.id
+        start = time.perf_counter()
+        session.execute(select(ledger.Account.owner_id, func.sum(ledger.Entry.delta))
+                        .join(ledger.Entry, ledger.Entry.account_id == ledger.Account.id)
+                        .where(ledger.Account.kind == "experience")
+                        .group_by(ledger.Account.owner_id)).all()
+        session.rollback()
+        group_by = time.perf_counter() - start
+        import tracemalloc
+
+        tracemalloc.start()
+        start = time.perf_counter()
+        tiers.recalculate(session, plan_id, mode="release")
+        recalc = time.perf_counter() - start
+        # The recalculation's own peak (Python allocations), not the set-up's 200,000 rows.
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        return recalc / group_by, peak_mb
+
+
 def main() -> dict[str, float]:
     app, ids = _setup()
     member = _client(app, "m", ids["member"])
@@ -190,6 +254,9 @@ def main() -> dict[str, float]:
     results["queries.wallet_500"] = _queries(app, _client(app, "m", _member_with_coupons(
         app, 500, "w500")), "/wallet")
     results["issue_ratio.coupons_10k"] = round(_issue_ratio(app), 2)
+    ratio, peak = _tiers_ratio(app)
+    results["recalc_ratio.tiers_200k"] = round(ratio, 2)
+    results["peak_rss_mb.tiers_200k"] = round(peak)
     results["queries.registration_page"] = _queries(app, app.test_client(), "/r/join")
     for name, url in {"admin_members": "/admin/members", "admin_pages": "/admin/pages",
                       "admin_page_edit": "/admin/pages/1",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -187,7 +188,9 @@ class EarningRuleForm(FlaskForm):
     points_expiry = SelectField(_l("Points expire"), validate_choice=False, choices=[
         SelectChoice("never", _l("Never")),
         SelectChoice("0", _l("On the next 1 January")),
-        *[SelectChoice(str(n), _l("On 1 January after %(n)d years", n=n)) for n in range(1, 6)]])
+        *[SelectChoice(str(n), lazy_ngettext("On 1 January after %(num)d year",
+                                             "On 1 January after %(num)d years", n))
+          for n in range(1, 6)]])
 
 
 class AdjustForm(FlaskForm):

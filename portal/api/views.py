@@ -165,7 +165,9 @@ def _loyalty_problem(e) -> ApiProblem:
     from portal.loyalty.errors import LoyaltyErrorCode as Code
 
     status = {Code.UNKNOWN_CARD: 404, Code.UNKNOWN_ORDER: 404, Code.INSUFFICIENT_POINTS: 409,
-              Code.ALREADY_MEMBER: 409}.get(e.code, 422)
+              Code.ALREADY_MEMBER: 409, Code.CARD_INACTIVE: 409}.get(e.code, 422)
+    if e.code == Code.INVALID:
+        return ApiProblem(422, "invalid_field", str(e), field="lines")
     return ApiProblem(status, e.code, str(e), **e.details)
 
 
@@ -221,7 +223,8 @@ def record_order():
                                    quantity=ln.get("quantity", 1)) for ln in raw_lines]
         payments = [loyalty.Payment(method=str(p["method"]), amount=p["amount"])
                     for p in raw_payments]
-        if not all(isinstance(x.amount, int) and isinstance(getattr(x, "quantity", 1), int)
+        # type() is int, not isinstance: JSON true/false are bools, and bools are ints.
+        if not all(type(x.amount) is int and type(getattr(x, "quantity", 1)) is int
                    for x in [*lines, *payments]):
             raise TypeError
     except (KeyError, TypeError, AttributeError):
@@ -234,7 +237,7 @@ def record_order():
             card_no=_text(body, "card_no"), occurred_at=_when(body, "occurred_at"),
             currency=_text(body, "currency", max_length=3).upper(), lines=lines,
             payments=payments)
-        standing = loyalty.lookup(db.session, card_no=body["card_no"])
+        standing = loyalty.member_standing(db.session, order.member_id)
     except LoyaltyError as e:
         raise _loyalty_problem(e) from None
     return jsonify(order_id=order.id, points_earned=order.points_earned,
@@ -242,7 +245,7 @@ def record_order():
         201 if created else 200
 
 
-@bp.post("/orders/<external_id>/refunds")
+@bp.post("/orders/<path:external_id>/refunds")
 @client_required
 def refund_order(external_id: str):
     from portal.loyalty import services as loyalty
@@ -319,7 +322,8 @@ def add_member():
             db.session, raw_mobile=_text(body, "phone", max_length=32),
             full_name=str(body.get("name") or ""), plan_id=plan, store_id=g.api_client.store_id)
     except MemberError as e:
-        raise ApiProblem(422, "invalid_field", str(e), field=e.field or "phone") from None
+        raise ApiProblem(422, "invalid_field", str(e),
+                         field="phone" if e.field in (None, "mobile") else e.field) from None
     payload = _standing(loyalty.standing(db.session, member, card))
     if not created:
         raise ApiProblem(409, "already_member", "This phone number is already a member",

@@ -12,6 +12,7 @@ class LoyaltyErrorCode(StrEnum):
     INVALID = "invalid"
     INSUFFICIENT_POINTS = "insufficient_points"
     ALREADY_MEMBER = "already_member"
+    CARD_INACTIVE = "card_inactive"
 
 
 class LoyaltyError(Exception):

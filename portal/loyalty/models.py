@@ -73,6 +73,9 @@ class OrderRefund(Base):
     amount_minor: Mapped[int]
     points_reversed: Mapped[int] = mapped_column(default=0)
     experience_reversed: Mapped[int] = mapped_column(default=0)
+    # Due back but already spent: written off, so no later refund takes it elsewhere.
+    points_written_off: Mapped[int] = mapped_column(default=0)
+    experience_written_off: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
     order: Mapped[Order] = relationship(back_populates="refunds")

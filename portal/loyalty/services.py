@@ -90,6 +90,12 @@ def _card(session: Session, card_no: str) -> MemberCard:
     return card
 
 
+def _check_card(card: MemberCard) -> None:
+    if card.current_status() != "active":
+        raise LoyaltyError(LoyaltyErrorCode.CARD_INACTIVE,
+                           _("This card is %(status)s.", status=card.current_status()))
+
+
 def _accounts(session: Session, member_id: int):
     return (ledger.account(session, AccountKind.POINTS, "member", member_id),
             ledger.account(session, AccountKind.EXPERIENCE, "member", member_id))
@@ -108,6 +114,7 @@ def record_order(session: Session, *, store_id: int, client_id: int | None, chan
             if existing is not None:
                 return existing, False
             card = _card(session, card_no)
+            _check_card(card)
             if currency != card.plan.currency:
                 raise LoyaltyError(LoyaltyErrorCode.WRONG_CURRENCY,
                                    _("The card's currency is %(currency)s.",
@@ -188,6 +195,9 @@ def refund_order(session: Session, *, store_id: int, external_id: str, refund_id
         if lines is None:
             lines = [(i, by_id[i]["amount"] - refunded[i]) for i in by_id
                      if by_id[i]["amount"] > refunded[i]]
+            if not lines:
+                raise LoyaltyError(LoyaltyErrorCode.REFUND_TOO_LARGE,
+                                   _("Everything on this order is refunded already."))
         for line_id, amount in lines:
             if line_id not in by_id:
                 raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_LINE,
@@ -203,8 +213,12 @@ def refund_order(session: Session, *, store_id: int, external_id: str, refund_id
         kept = 1 - base_back / order.earn_base_minor if order.earn_base_minor else Fraction(0)
         points_due = order.points_earned - int(order.points_earned * kept)
         experience_due = order.experience_earned - int(order.experience_earned * kept)
-        points_now = points_due - sum(r.points_reversed for r in order.refunds)
-        experience_now = experience_due - sum(r.experience_reversed for r in order.refunds)
+        # What earlier refunds could not take back (already spent) is written off, never
+        # taken from points the member earned elsewhere.
+        points_now = points_due - sum(r.points_reversed + r.points_written_off
+                                      for r in order.refunds)
+        experience_now = experience_due - sum(r.experience_reversed + r.experience_written_off
+                                              for r in order.refunds)
         refund = OrderRefund(order=order, refund_id=refund_id,
                              lines=[{"line_id": i, "amount": a} for i, a in lines],
                              amount_minor=sum(a for _i, a in lines))
@@ -212,8 +226,10 @@ def refund_order(session: Session, *, store_id: int, external_id: str, refund_id
         session.flush()
         points_account, experience_account = _accounts(session, order.member_id)
         refund.points_reversed = _take_back(session, points_account, points_now, refund)
+        refund.points_written_off = max(points_now - refund.points_reversed, 0)
         refund.experience_reversed = _take_back(session, experience_account, experience_now,
                                                 refund)
+        refund.experience_written_off = max(experience_now - refund.experience_reversed, 0)
         if refund.experience_reversed:
             tiers.on_experience_change(session, order.member_id)
         return refund
@@ -237,7 +253,9 @@ def redeem_points(session: Session, *, card_no: str, points: int, reference: str
                                                        "zero."))
     with transaction(session):
         card = _card(session, card_no)
+        _check_card(card)
         account = ledger.account(session, AccountKind.POINTS, "member", card.member_id)
+        ledger.expire(session, account)  # points that lapsed at 0:00 are gone already
         try:
             entry = ledger.post(session, account, -points, reason="redeem",
                                 key=f"redeem:{store_id}:{reference}",
@@ -274,6 +292,11 @@ def standing(session: Session, member: Member, card: MemberCard) -> Standing:
                     int(soonest[1]) if soonest else 0, soonest[0] if soonest else None)
 
 
+def member_standing(session: Session, member_id: int) -> Standing:
+    member = session.get(Member, member_id)
+    return standing(session, member, member.cards[0])
+
+
 def lookup(session: Session, *, card_no: str | None = None,
            phone: str | None = None) -> Standing:
     if card_no:
@@ -293,7 +316,7 @@ def lookup(session: Session, *, card_no: str | None = None,
 from portal import jobs  # noqa: E402
 
 
-@jobs.on_daily("expire_points")
+@jobs.on_tick("expire_points")
 def expire_points(session: Session) -> int:
     """Expire what is left of points whose 1 January has come (idempotent per lot)."""
     accounts = session.scalars(
@@ -373,8 +396,8 @@ def adjust(session: Session, *, member_id: int, kind: str, delta: int, reason: s
     if kind not in (AccountKind.POINTS, AccountKind.EXPERIENCE):
         raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Choose points or experience."))
     if not isinstance(delta, int) or delta == 0 or abs(delta) > 10_000_000:
-        raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Enter a change other than zero."),
-                           errors={"delta": _("Enter a change other than zero.")})
+        message = _("Enter a change other than zero, up to 10,000,000 either way.")
+        raise LoyaltyError(LoyaltyErrorCode.INVALID, message, errors={"delta": message})
     if not reason:
         raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Say why (it goes in the audit log)."),
                            errors={"reason": _("Say why (it goes in the audit log).")})

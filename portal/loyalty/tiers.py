@@ -94,10 +94,26 @@ def _sums(session: Session, member_ids: list[int], months: set[int],
     return accumulated, windows, since_sums
 
 
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A tier as plain data: matching runs per card, so no ORM attribute access there."""
+
+    id: int
+    rank: int
+    threshold: int | None
+    rule: str | None
+    window_months: int | None
+
+
 @dataclass
 class PlanTiers:
     settings: TierSettings
     tiers: list[Tier]
+
+    def __post_init__(self) -> None:
+        self.levels = sorted((Level(t.id, t.rank, t.threshold, t.rule, t.window_months)
+                              for t in self.tiers), key=lambda lv: lv.rank, reverse=True)
+        self.level_by_id = {lv.id: lv for lv in self.levels}
 
     @property
     def windows(self) -> set[int]:
@@ -111,16 +127,27 @@ def plan_tiers(session: Session, plan_id: int) -> PlanTiers | None:
     return PlanTiers(settings, tiers) if settings is not None else None
 
 
-def _target(pt: PlanTiers, card: MemberCard, accumulated, windows, mode: str,
-            since_sums=None) -> Tier:
-    by_id = {t.id: t for t in pt.tiers}
-    current = by_id.get(card.tier_id) or pt.tiers[0]
+def _best(levels: list[Level], accumulated: int, windows: dict, member_id: int) -> Level:
+    """qualifying() for plain levels, reading window sums straight from the per-window
+    dicts (this runs once per card)."""
+    for level in levels:  # high to low
+        if level.rank == 0:
+            return level
+        amount = accumulated if level.rule == "accumulated" \
+            else windows.get(level.window_months, {}).get(member_id, 0)
+        if level.threshold is not None and amount >= level.threshold:
+            return level
+    return levels[-1]
+
+
+def _target(pt: PlanTiers, card, accumulated, windows, mode: str, since_sums=None) -> Level:
+    current = pt.level_by_id.get(card.tier_id) or pt.levels[-1]
     if mode == "since_upgrade":
         amount = since_sums.get(card.member_id, 0)
-        best = qualifying(pt.tiers, amount, {m: amount for m in pt.windows})
+        best = _best(pt.levels, amount, {m: {card.member_id: amount} for m in pt.windows},
+                     card.member_id)
     else:
-        best = qualifying(pt.tiers, accumulated.get(card.member_id, 0),
-                          {m: w.get(card.member_id, 0) for m, w in windows.items()})
+        best = _best(pt.levels, accumulated.get(card.member_id, 0), windows, card.member_id)
     if mode == "upgrade_only":
         return best if best.rank > current.rank else current
     if mode == "periodic":
@@ -129,54 +156,85 @@ def _target(pt: PlanTiers, card: MemberCard, accumulated, windows, mode: str,
     return best  # release, real time, expiry
 
 
-def _apply(session: Session, pt: PlanTiers, cards: list[MemberCard], targets: dict,
+def _apply(session: Session, pt: PlanTiers, cards, targets: dict,
            renew: bool = False) -> int:
-    """Move cards to their targets in one executemany UPDATE; returns how many moved."""
+    """Move cards to their targets: one UPDATE per target tier (every card moving to a
+    tier gets the same dates). Returns how many moved."""
     now = clock.now()
-    rows = []
+    moving: dict[int, list[int]] = {}
     for card in cards:
         target = targets[card.id]
         if target.id != card.tier_id or renew:
-            rows.append({"card_id": card.id, "tier_id": target.id, "since": now,
-                         "until": tier_until(pt.settings, target, now)})
-    if rows:
-        from sqlalchemy import bindparam
+            moving.setdefault(target.id, []).append(card.id)
+    by_id = {t.id: t for t in pt.tiers}
+    for tier_id, card_ids in moving.items():  # a handful of tiers: one UPDATE each
+        session.execute(update(MemberCard).where(MemberCard.id.in_(card_ids))
+                        .values(tier_id=tier_id, tier_since_at=now,
+                                tier_until_at=tier_until(pt.settings, by_id[tier_id], now)))
+    return sum(len(ids) for ids in moving.values())
 
-        session.execute(
-            update(MemberCard.__table__).where(MemberCard.__table__.c.id == bindparam("card_id"))
-            .values(tier_id=bindparam("tier_id"), tier_since_at=bindparam("since"),
-                    tier_until_at=bindparam("until")), rows)
-    return len(rows)
+
+def _plan_sums(session: Session, plan_id: int, months: set[int]) -> tuple[dict, dict]:
+    """All experience and experience per window for every member of a plan: one query
+    each, joined to the plan's cards (no lists of ids)."""
+    now = clock.now()
+    members = select(MemberCard.member_id).where(MemberCard.plan_id == plan_id)
+    experience = (ledger.Account.kind == AccountKind.EXPERIENCE,
+                  ledger.Account.owner_type == "member",
+                  ledger.Account.owner_id.in_(members))
+    conn = session.connection()  # Core rows: no ORM loading for 200,000 of them
+    accumulated = dict(conn.execute(
+        select(ledger.Account.owner_id, ledger.Account.balance).where(*experience)).all())
+    windows = {m: dict(conn.execute(
+        select(ledger.Account.owner_id, func.sum(ledger.Entry.delta))
+        .join(ledger.Entry, ledger.Entry.account_id == ledger.Account.id)
+        .where(*experience, ledger.Entry.created_at >= window_start(m, now))
+        .group_by(ledger.Account.owner_id)).all()) for m in months}
+    return accumulated, windows
+
+
+CARD_COLUMNS = (MemberCard.id, MemberCard.member_id, MemberCard.tier_id,
+                MemberCard.tier_until_at, MemberCard.tier_since_at, MemberCard.issued_at)
 
 
 def recalculate(session: Session, plan_id: int, *, mode: str = "release",
                 card_filter=None) -> int:
-    """Recalculate the tiers of a plan's cards in chunks, recording progress."""
+    """Recalculate the tiers of a plan's cards (or those `card_filter` picks), recording
+    progress. Plan-wide runs read the sums with one GROUP BY per window, then move cards
+    in chunks with one UPDATE per target tier."""
     pt = plan_tiers(session, plan_id)
     if pt is None or not pt.settings.enabled:
         return 0
-    moved, last_id = 0, 0
-    while True:
+    # Dates are read only where the mode needs them (converting 200,000 costs seconds).
+    columns = CARD_COLUMNS if card_filter is not None or mode == "periodic" \
+        else CARD_COLUMNS[:3]
+    query = select(*columns).where(MemberCard.plan_id == plan_id)
+    if card_filter is not None:
+        query = query.where(card_filter)
+    cards = session.connection().execute(query.order_by(MemberCard.id)).all()
+    if not cards:
+        session.rollback()
+        return 0
+    since_sums = {}
+    if card_filter is None:
+        accumulated, windows = _plan_sums(session, plan_id, pt.windows)
+    else:
+        since = {c.member_id: c.tier_since_at or c.issued_at for c in cards} \
+            if mode == "since_upgrade" else None
+        accumulated, windows, since_sums = _sums(session, [c.member_id for c in cards],
+                                                 pt.windows, since)
+    session.rollback()
+    renew = mode in ("rule", "since_upgrade")
+    moved = 0
+    for start in range(0, len(cards), CHUNK):
+        chunk = cards[start:start + CHUNK]
         with transaction(session):
-            query = select(MemberCard).where(MemberCard.plan_id == plan_id,
-                                             MemberCard.id > last_id)
-            if card_filter is not None:
-                query = query.where(card_filter)
-            cards = list(session.scalars(query.order_by(MemberCard.id).limit(CHUNK)))
-            if not cards:
-                break
-            last_id = cards[-1].id
-            member_ids = [c.member_id for c in cards]
-            since = {c.member_id: c.tier_since_at or c.issued_at for c in cards} \
-                if mode == "since_upgrade" else None
-            accumulated, windows, since_sums = _sums(session, member_ids, pt.windows, since)
             targets = {c.id: _target(pt, c, accumulated, windows, mode, since_sums)
-                       for c in cards}
-            moved += _apply(session, pt, cards, targets, renew=mode in ("rule",
-                                                                        "since_upgrade"))
+                       for c in chunk}
+            moved += _apply(session, pt, chunk, targets, renew=renew)
             if mode == "release":
                 session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id)
-                                .values(recalc_done=TierSettings.recalc_done + len(cards)))
+                                .values(recalc_done=TierSettings.recalc_done + len(chunk)))
     return moved
 
 

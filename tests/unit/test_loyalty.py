@@ -98,15 +98,15 @@ def test_points_expire_on_1_january_after_n_years_local_time(years, earned_local
     assert loyalty.points_expiry(rule, earned_at) == expires_local.replace(tzinfo=tz)
 
 
-def test_points_expire_at_local_midnight_by_the_daily_job(session, member, store, rule):
+def test_points_expire_at_local_midnight_by_the_minute_sweep(session, member, store, rule):
     rule.points_expiry_years = 0
     session.commit()
     _order(session, member, store_id=store.id)
     clock.freeze(datetime(2026, 12, 31, 15, 59, tzinfo=UTC))  # 23:59 on 31 Dec in Shanghai
-    assert jobs.run_daily()["expire_points"] == 0
+    assert jobs.run_tick()["expire_points"] == 0
     clock.advance(timedelta(minutes=1))                        # 0:00 on 1 Jan
-    assert jobs.run_daily()["expire_points"] == 20
-    assert jobs.run_daily()["expire_points"] == 0
+    assert jobs.run_tick()["expire_points"] == 20
+    assert jobs.run_tick()["expire_points"] == 0
     assert _points(member) == 0 and _experience(member) == 29   # experience stays
 
 
@@ -194,3 +194,41 @@ def test_lookup_shows_the_points_that_expire_next(session, member, store, rule):
     standing = loyalty.lookup(session, phone=member.mobile)
     assert standing.points == 20 and standing.next_expiry_points == 20
     assert standing.next_expiry_at == datetime(2026, 12, 31, 16, 0, tzinfo=UTC)
+
+
+def test_what_a_refund_could_not_take_back_is_written_off_not_taken_later(session, member,
+                                                                          store, rule):
+    card = session.merge(member).cards[0]
+    _order(session, member, store_id=store.id, lines=[loyalty.OrderLine("1", 10000)])
+    loyalty.redeem_points(session, card_no=card.number, points=80, reference="spend",
+                          store_id=store.id)
+    first = loyalty.refund_order(session, store_id=store.id, external_id="A1",
+                                 refund_id="F1", lines=None)
+    assert (first.points_reversed, first.points_written_off) == (20, 80)
+    _order(session, member, "A2", store_id=store.id, lines=[loyalty.OrderLine("1", 10000)])
+    with pytest.raises(LoyaltyError) as e:
+        loyalty.refund_order(session, store_id=store.id, external_id="A1", refund_id="F2",
+                             lines=None)
+    assert e.value.code == LoyaltyErrorCode.REFUND_TOO_LARGE
+    assert _points(member) == 100        # the second order's points are untouched
+
+
+def test_lapsed_points_cannot_be_spent_before_the_sweep_runs(session, member, store, rule):
+    rule.points_expiry_years = 0
+    session.commit()
+    _order(session, member, store_id=store.id)
+    clock.freeze(datetime(2026, 12, 31, 16, 1, tzinfo=UTC))   # 0:01 on 1 Jan in Shanghai
+    card = session.merge(member).cards[0]
+    with pytest.raises(LoyaltyError) as e:
+        loyalty.redeem_points(session, card_no=card.number, points=1, reference="late",
+                              store_id=store.id)
+    assert e.value.code == LoyaltyErrorCode.INSUFFICIENT_POINTS
+
+
+def test_a_frozen_card_neither_earns_nor_spends(session, member, store, rule):
+    card = session.merge(member).cards[0]
+    card.status = "frozen"
+    session.commit()
+    with pytest.raises(LoyaltyError) as e:
+        _order(session, member, store_id=store.id)
+    assert e.value.code == LoyaltyErrorCode.CARD_INACTIVE

@@ -110,3 +110,37 @@ def test_till_adds_a_member_or_answers_409_with_the_card(client, till, member, s
     r = client.post("/api/v1/members", headers=headers, json={"phone": member.mobile})
     assert r.status_code == 409 and r.json["member"]["card_no"] == \
         db.session.merge(member).cards[0].number
+
+
+def test_booleans_are_not_amounts(client, till, member):
+    headers, store_code = till
+    card_no = db.session.merge(member).cards[0].number
+    body = _order(card_no, store_code)
+    body["lines"][0]["amount"] = True
+    r = client.post("/api/v1/orders", headers=headers, json=body)
+    assert r.status_code == 422 and r.json["code"] == "invalid_field"
+
+
+def test_a_retried_order_answers_for_its_own_member(client, till, member, other_member):
+    headers, store_code = till
+    card_no = db.session.merge(member).cards[0].number
+    client.post("/api/v1/orders", headers=headers, json=_order(card_no, store_code))
+    wrong = db.session.merge(other_member).cards[0].number
+    r = client.post("/api/v1/orders", headers=headers, json=_order(wrong, store_code))
+    assert r.status_code == 200 and r.json["member"]["card_no"] == card_no
+
+
+def test_order_ids_with_slashes_can_be_refunded(client, till, member):
+    headers, store_code = till
+    card_no = db.session.merge(member).cards[0].number
+    client.post("/api/v1/orders", headers=headers,
+                json=_order(card_no, store_code, external_id="2026/05/03-7"))
+    r = client.post("/api/v1/orders/2026/05/03-7/refunds", headers=headers,
+                    json={"refund_id": "R"})
+    assert r.status_code == 200 and r.json["points_reversed"] == 64
+
+
+def test_a_bad_phone_is_reported_as_phone(client, till):
+    headers, _store = till
+    r = client.post("/api/v1/members", headers=headers, json={"phone": "12"})
+    assert r.status_code == 422 and r.json["field"] == "phone"
