@@ -93,7 +93,8 @@ def test_member_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("profile", "/me"), ("profile-edit", "/me/edit"),
                       ("mobile-change", "/me/mobile"), ("wallet", "/wallet"),
                       ("wallet-used", "/wallet?tab=used"),
-                      ("coupon", f"/wallet/{scene['coupon'].id}"), ("inbox", "/inbox")):
+                      ("coupon", f"/wallet/{scene['coupon'].id}"), ("inbox", "/inbox"),
+                      ("points", "/points")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     context.close()
@@ -125,7 +126,10 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-coupon-new", "/admin/coupons/new"),
                       ("admin-coupon-edit", f"/admin/coupons/{scene['coupon'].template_id}"),
                       ("admin-coupon-packages", "/admin/coupon-packages"),
-                      ("admin-api-clients", "/admin/api-clients")):
+                      ("admin-api-clients", "/admin/api-clients"),
+                      ("admin-loyalty", "/admin/loyalty"),
+                      ("admin-loyalty-rule", f"/admin/loyalty/{scene['card'].plan_id}"),
+                      ("admin-tiers", f"/admin/loyalty/{scene['card'].plan_id}/tiers")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     page.goto(f"/admin/members/{mid}")
