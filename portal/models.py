@@ -13,9 +13,11 @@ from portal.coupons.models import (  # noqa: F401
 from portal.db import Base
 from portal.ledger import Account, Entry  # noqa: F401
 from portal.loyalty.models import (  # noqa: F401
+    AbnormalEvent,
     EarningRule,
     Order,
     OrderRefund,
+    PointsAlarm,
     TierSettings,
 )
 from portal.members.models import (  # noqa: F401

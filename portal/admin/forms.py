@@ -227,3 +227,12 @@ class TierLevelForm(FlaskForm):
         SelectChoice("accumulated", _l("All experience (the level is then kept for good)"))])
     window_months = StringField(_l("X (months)"), render_kw={"inputmode": "numeric"},
                                 default="12")
+
+
+class PointsAlarmForm(FlaskForm):
+    daily_threshold = StringField(_l("Points in one day above which a member is abnormal "
+                                     "(empty: off)"), render_kw={"inputmode": "numeric"})
+    block_earning = BooleanField(_l("Abnormal members earn no points"))
+    block_redeeming = BooleanField(_l("Abnormal members cannot spend points"))
+    emails = TextAreaField(_l("Send the daily report to (one email per line)"),
+                           render_kw={"rows": 2})

@@ -7,7 +7,13 @@ from decimal import InvalidOperation
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 
-from portal.admin.forms import AdjustForm, EarningRuleForm, TierLevelForm, TierSettingsForm
+from portal.admin.forms import (
+    AdjustForm,
+    EarningRuleForm,
+    PointsAlarmForm,
+    TierLevelForm,
+    TierSettingsForm,
+)
 from portal.admin.views import EVERYONE, MANAGERS, bp
 from portal.coupons.services import parse_product_ids
 from portal.db import db
@@ -217,3 +223,48 @@ def tier_release(plan_id: int):
     else:
         flash(_("Released: every member's tier is being recalculated."), "success")
     return redirect(url_for("admin.tier_settings", plan_id=plan.id), 303)
+
+
+# --- abnormal points ---------------------------------------------------------------------------
+
+@bp.route("/loyalty/alarm", methods=["GET", "POST"])
+@staff_required(*MANAGERS)
+def points_alarm():
+    from portal.loyalty import alarm
+
+    current = alarm.settings(db.session)
+    db.session.commit()
+    form = PointsAlarmForm(data=None if request.method == "POST" else {
+        "daily_threshold": current.daily_threshold or "",
+        "block_earning": current.block_earning, "block_redeeming": current.block_redeeming,
+        "emails": "\n".join(current.emails or [])})
+    if form.validate_on_submit():
+        raw = (form.daily_threshold.data or "").strip()
+        try:
+            if raw and not raw.isdigit():
+                raise LoyaltyError("invalid", "", errors={
+                    "daily_threshold": _("A threshold above zero, or empty to switch it off.")})
+            alarm.save(db.session, daily_threshold=int(raw) if raw else None,
+                       block_earning=form.block_earning.data,
+                       block_redeeming=form.block_redeeming.data,
+                       emails=[e.strip() for e in (form.emails.data or "").splitlines()
+                               if e.strip()],
+                       operator_id=current_staff().id)
+        except LoyaltyError as e:
+            apply_error(form, e)
+            return render("admin/loyalty/alarm.html", form=form, status=422)
+        flash(_("The alarm settings are saved."), "success")
+        return redirect(url_for("admin.points_alarm"), 303)
+    return render("admin/loyalty/alarm.html", form=form, status=shown_status())
+
+
+@bp.post("/members/<int:member_id>/normal")
+@staff_required(*MANAGERS)
+def member_set_normal(member_id: int):
+    from portal.loyalty import alarm
+
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    alarm.set_normal(db.session, member_id, operator_id=current_staff().id)
+    flash(_("The member is marked normal again."), "success")
+    return redirect(url_for("admin.member_detail", member_id=member_id), 303)

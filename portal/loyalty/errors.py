@@ -13,6 +13,7 @@ class LoyaltyErrorCode(StrEnum):
     INSUFFICIENT_POINTS = "insufficient_points"
     ALREADY_MEMBER = "already_member"
     CARD_INACTIVE = "card_inactive"
+    MEMBER_ABNORMAL = "member_abnormal"
 
 
 class LoyaltyError(Exception):

@@ -106,3 +106,30 @@ class TierSettings(Base):
     @property
     def is_running(self) -> bool:
         return self.recalc_started_at is not None and self.recalc_finished_at is None
+
+
+class PointsAlarm(Base):
+    """The abnormal-points alarm (spec 3.3), one row for the merchant."""
+
+    __tablename__ = "points_alarm"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Points earned in one local day above this mark the member abnormal (None: off).
+    daily_threshold: Mapped[int | None]
+    block_earning: Mapped[bool] = mapped_column(default=False)
+    block_redeeming: Mapped[bool] = mapped_column(default=False)
+    emails: Mapped[list] = mapped_column(JSON, default=list)
+    last_report_on: Mapped[date | None]
+
+
+class AbnormalEvent(Base):
+    """A member crossing the daily threshold: what the 0:00 report lists."""
+
+    __tablename__ = "abnormal_points_events"
+    __table_args__ = (UniqueConstraint("member_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    day: Mapped[date] = mapped_column(index=True)
+    points_that_day: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal import clock, ledger
 from portal.db import transaction
 from portal.ledger import AccountKind, InsufficientBalance
-from portal.loyalty import tiers
+from portal.loyalty import alarm, tiers
 from portal.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from portal.loyalty.models import EarningRule, Order, OrderRefund, ProductFilter
 from portal.members.models import Member, MemberCard
@@ -123,6 +123,8 @@ def record_order(session: Session, *, store_id: int, client_id: int | None, chan
             bases = line_bases(rule, lines, payments)
             base = sum(bases.values())
             points, experience = earned(rule, base)
+            if alarm.is_blocked(session, card.member, "earn"):
+                points = 0  # an abnormal member earns no points while the block is on
             order = Order(store_id=store_id, client_id=client_id, external_id=external_id,
                           member_id=card.member_id, channel=channel, occurred_at=occurred_at,
                           currency=currency, total_minor=sum(ln.amount for ln in lines),
@@ -138,6 +140,7 @@ def record_order(session: Session, *, store_id: int, client_id: int | None, chan
                 ledger.post(session, points_account, points, reason="order",
                             key=f"order:{order.id}", source=("order", order.id),
                             expires_at=points_expiry(rule, occurred_at))
+                alarm.check(session, card.member_id)
             if experience:
                 ledger.post(session, experience_account, experience, reason="order",
                             key=f"order:{order.id}", source=("order", order.id))
@@ -254,6 +257,9 @@ def redeem_points(session: Session, *, card_no: str, points: int, reference: str
     with transaction(session):
         card = _card(session, card_no)
         _check_card(card)
+        if alarm.is_blocked(session, card.member, "redeem"):
+            raise LoyaltyError(LoyaltyErrorCode.MEMBER_ABNORMAL,
+                               _("This member's points are on hold: ask the shop."))
         account = ledger.account(session, AccountKind.POINTS, "member", card.member_id)
         ledger.expire(session, account)  # points that lapsed at 0:00 are gone already
         try:
@@ -427,6 +433,8 @@ def adjust(session: Session, *, member_id: int, kind: str, delta: int, reason: s
                                                   n=e.available)}) from None
         if kind == AccountKind.EXPERIENCE:
             tiers.on_experience_change(session, member_id)
+        elif delta > 0:
+            alarm.check(session, member_id)
         record(session, operator_id, f"{kind}.adjust", ("members", member_id),
                after={"delta": delta, "reason": reason, "balance": account.balance})
         return account.balance

@@ -12,7 +12,7 @@ MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
          "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
-         "/admin/loyalty/{plan_id}/tiers",
+         "/admin/loyalty/{plan_id}/tiers", "/admin/loyalty/alarm",
          "/admin/attributes",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
          "/admin/links/{link_id}"]

@@ -86,3 +86,21 @@ def test_points_page_shows_balances_expiry_and_pages_the_history(member_client, 
                              headers={"HX-Request": "true", "HX-Target": "history"})
     fragment = more.get_data(as_text=True)
     assert fragment.count('class="history__item"') == 5 and "<html" not in fragment
+
+
+def test_alarm_settings_and_clearing_a_member(owner_client, owner, member):
+    r = owner_client.post("/admin/loyalty/alarm", data={
+        "daily_threshold": "500", "block_earning": "y", "emails": "ops@example.com"})
+    assert r.status_code == 303
+    r = owner_client.post("/admin/loyalty/alarm", data={"daily_threshold": "x", "emails": ""})
+    assert r.status_code == 422 and 'id="daily_threshold-error"' in r.get_data(as_text=True)
+    from portal.members.models import Member
+
+    m = db.session.merge(member)
+    m.status = "abnormal"
+    db.session.commit()
+    assert "Mark as normal" in owner_client.get(f"/admin/members/{member.id}").get_data(
+        as_text=True)
+    owner_client.post(f"/admin/members/{member.id}/normal")
+    db.session.expire_all()
+    assert db.session.get(Member, member.id).status == "normal"
