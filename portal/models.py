@@ -15,6 +15,8 @@ from portal.ledger import Account, Entry  # noqa: F401
 from portal.loyalty.models import (  # noqa: F401
     AbnormalEvent,
     EarningRule,
+    InteractionEvent,
+    InteractionRecord,
     Order,
     OrderRefund,
     PointsAlarm,

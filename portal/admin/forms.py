@@ -236,3 +236,13 @@ class PointsAlarmForm(FlaskForm):
     block_redeeming = BooleanField(_l("Abnormal members cannot spend points"))
     emails = TextAreaField(_l("Send the daily report to (one email per line)"),
                            render_kw={"rows": 2})
+
+
+class InteractionEventForm(FlaskForm):
+    name = StringField(_l("Event name"), render_kw={"maxlength": 60})
+    key = StringField(_l("ID (what tills and apps send)"), render_kw={"maxlength": 32})
+    points = StringField(_l("Points"), default="0", render_kw={"inputmode": "numeric"})
+    experience = StringField(_l("Experience"), default="0", render_kw={"inputmode": "numeric"})
+    daily_cap = StringField(_l("At most per day"), render_kw={"inputmode": "numeric"})
+    monthly_cap = StringField(_l("At most per month"), render_kw={"inputmode": "numeric"})
+    total_cap = StringField(_l("At most ever"), render_kw={"inputmode": "numeric"})

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from portal.admin.forms import (
     AdjustForm,
     EarningRuleForm,
+    InteractionEventForm,
     PointsAlarmForm,
     TierLevelForm,
     TierSettingsForm,
@@ -268,3 +269,30 @@ def member_set_normal(member_id: int):
     alarm.set_normal(db.session, member_id, operator_id=current_staff().id)
     flash(_("The member is marked normal again."), "success")
     return redirect(url_for("admin.member_detail", member_id=member_id), 303)
+
+
+# --- interaction events ----------------------------------------------------------------------
+
+@bp.route("/loyalty/events", methods=["GET", "POST"])
+@staff_required(*MANAGERS)
+def interaction_events():
+    from portal.loyalty import events
+
+    form = InteractionEventForm()
+    if form.validate_on_submit():
+        try:
+            events.save_event(db.session, key=form.key.data, name=form.name.data,
+                              points=_number(form.points.data),
+                              experience=_number(form.experience.data),
+                              daily_cap=_number(form.daily_cap.data),
+                              monthly_cap=_number(form.monthly_cap.data),
+                              total_cap=_number(form.total_cap.data),
+                              operator_id=current_staff().id)
+        except LoyaltyError as e:
+            apply_error(form, e)
+            return render("admin/loyalty/events.html", form=form,
+                          events=events.events(db.session), status=422)
+        flash(_("The event is saved."), "success")
+        return redirect(url_for("admin.interaction_events"), 303)
+    return render("admin/loyalty/events.html", form=form, events=events.events(db.session),
+                  status=shown_status())

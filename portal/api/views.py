@@ -330,3 +330,25 @@ def add_member():
         raise ApiProblem(409, "already_member", "This phone number is already a member",
                          member=payload)
     return jsonify(payload), 201
+
+
+@bp.post("/events")
+@client_required
+def record_event():
+    from portal.loyalty import events
+    from portal.loyalty import services as loyalty
+    from portal.loyalty.errors import LoyaltyError
+
+    body = _body()
+    try:
+        card = loyalty.card_for(db.session, _text(body, "card_no"))
+        rec = events.reward(db.session, event_key=_text(body, "event", max_length=32),
+                            member_id=card.member_id, reference=_text(body, "reference"))
+        standing = loyalty.member_standing(db.session, card.member_id)
+    except LoyaltyError as e:
+        raise _loyalty_problem(e) from None
+    if rec is None:
+        return jsonify(rewarded=False, reason_code="cap_reached", points=0, experience=0,
+                       member=_standing(standing))
+    return jsonify(rewarded=True, reason_code=None, points=rec.points,
+                   experience=rec.experience, member=_standing(standing))

@@ -133,3 +133,36 @@ class AbnormalEvent(Base):
     day: Mapped[date] = mapped_column(index=True)
     points_that_day: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+
+class InteractionEvent(Base):
+    """An event type the merchant rewards (check-in, review, ...), with caps per member."""
+
+    __tablename__ = "interaction_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    points: Mapped[int] = mapped_column(default=0)
+    experience: Mapped[int] = mapped_column(default=0)
+    daily_cap: Mapped[int | None]
+    monthly_cap: Mapped[int | None]
+    total_cap: Mapped[int | None]
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+
+class InteractionRecord(Base):
+    """One rewarded occurrence of an event for a member (the caps count these)."""
+
+    __tablename__ = "interaction_records"
+    __table_args__ = (UniqueConstraint("event_id", "reference"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("interaction_events.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date]
+    points: Mapped[int] = mapped_column(default=0)
+    experience: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)

@@ -453,3 +453,10 @@ def history(session: Session, member_id: int, *, before_id: int | None = None,
     for entry, kind in rows:
         entry.kind = kind  # for display: which ledger the entry belongs to
     return [entry for entry, _kind in rows]
+
+
+def card_for(session: Session, card_no: str) -> MemberCard:
+    """An active card by number (LoyaltyError otherwise)."""
+    card = _card(session, card_no)
+    _check_card(card)
+    return card

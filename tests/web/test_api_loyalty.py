@@ -144,3 +144,25 @@ def test_a_bad_phone_is_reported_as_phone(client, till):
     headers, _store = till
     r = client.post("/api/v1/members", headers=headers, json={"phone": "12"})
     assert r.status_code == 422 and r.json["field"] == "phone"
+
+
+def test_events_through_the_api(client, till, member, owner):
+    from portal.loyalty import events
+
+    events.save_event(db.session, key="review", name="Review", points=20, experience=0,
+                      daily_cap=1, monthly_cap=None, total_cap=None, operator_id=owner.id)
+    headers, _store = till
+    card_no = db.session.merge(member).cards[0].number
+    body = {"card_no": card_no, "event": "review", "reference": "rv-1"}
+    r = client.post("/api/v1/events", headers=headers, json=body)
+    assert r.json["rewarded"] is True and r.json["member"]["points"] == 20
+    r = client.post("/api/v1/events", headers=headers, json={**body, "reference": "rv-2"})
+    assert r.json == {**r.json, "rewarded": False, "reason_code": "cap_reached"}
+
+
+def test_owner_defines_an_event(owner_client):
+    r = owner_client.post("/admin/loyalty/events", data={
+        "name": "Check-in", "key": "check_in", "points": "5", "experience": "1",
+        "daily_cap": "1", "monthly_cap": "", "total_cap": ""})
+    assert r.status_code == 303
+    assert "check_in" in owner_client.get("/admin/loyalty/events").get_data(as_text=True)

@@ -13,6 +13,7 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
          "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
          "/admin/loyalty/{plan_id}/tiers", "/admin/loyalty/alarm",
+         "/admin/loyalty/events",
          "/admin/attributes",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
          "/admin/links/{link_id}"]
