@@ -296,3 +296,23 @@ def interaction_events():
         return redirect(url_for("admin.interaction_events"), 303)
     return render("admin/loyalty/events.html", form=form, events=events.events(db.session),
                   status=shown_status())
+
+
+@bp.post("/cards/<int:card_id>/tier")
+@staff_required(*MANAGERS)
+def card_tier(card_id: int):
+    from portal.loyalty import tiers
+    from portal.members.models import MemberCard
+
+    card = db.session.get(MemberCard, card_id)
+    if card is None or not EmptyForm().validate_on_submit():
+        abort(404)
+    member_id = card.member_id
+    try:
+        tiers.record_tier(db.session, card_id, request.form.get("tier_id", type=int) or 0,
+                          operator_id=current_staff().id)
+    except LoyaltyError as e:
+        flash(str(e), "error")
+    else:
+        flash(_("The tier is recorded."), "success")
+    return redirect(url_for("admin.member_detail", member_id=member_id), 303)

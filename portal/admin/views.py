@@ -140,6 +140,7 @@ def member_detail(member_id: int):
     from portal.admin.loyalty import adjust_form
     from portal.coupons.services import member_coupons
     from portal.loyalty.services import history as ledger_history
+    from portal.loyalty.tiers import manual_tier_plans
 
     return render("admin/members/detail.html", member=member, history=history,
                   custom=members.custom_values(db.session, member),
@@ -147,6 +148,7 @@ def member_detail(member_id: int):
                   issue_form=quick_issue_form() if member.is_member else None,
                   adjust_form=adjust_form() if member.is_member else None,
                   ledger_history=ledger_history(db.session, member.id, limit=10),
+                  manual_tier_plans=manual_tier_plans(db.session),
                   preview_form=EmptyForm(), show_id=staff.role == Role.OWNER)
 
 

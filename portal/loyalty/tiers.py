@@ -471,3 +471,32 @@ def progress(session: Session, member_id: int):
         have = windows.get(nxt.window_months, {}).get(member_id, 0)
     return {"next": nxt, "needed": max(nxt.threshold - have, 0), "have": have,
             "until": until}
+
+
+def record_tier(session: Session, card_id: int, tier_id: int, *, operator_id: int) -> None:
+    """Staff set a card's tier by hand: only while the plan's tiers are not computed."""
+    from portal.staff.services import record
+
+    with transaction(session):
+        card = session.get(MemberCard, card_id)
+        tier = session.get(Tier, tier_id)
+        if card is None or tier is None or tier.plan_id != card.plan_id:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Choose a level of this card's plan."))
+        settings = session.scalar(select(TierSettings)
+                                  .where(TierSettings.plan_id == card.plan_id))
+        if settings is not None and settings.enabled:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                               _("This plan computes tiers from experience: they cannot be "
+                                 "set by hand."))
+        before = {"tier_id": card.tier_id}
+        card.tier_id, card.tier_since_at, card.tier_until_at = tier.id, clock.now(), None
+        record(session, operator_id, "card.tier", card, before=before,
+               after={"tier_id": tier.id, "tier": tier.name})
+
+
+def manual_tier_plans(session: Session) -> set[int]:
+    """Plans whose tiers are recorded by hand (not computed)."""
+    from portal.members.models import CardPlan
+
+    computed = set(session.scalars(select(TierSettings.plan_id).where(TierSettings.enabled)))
+    return set(session.scalars(select(CardPlan.id))) - computed

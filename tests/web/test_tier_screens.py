@@ -73,3 +73,18 @@ def test_the_card_shows_how_much_is_left_to_the_next_tier(client, owner, plan, m
     sign_in_as(client, member)
     body = client.get("/card").get_data(as_text=True)
     assert "380 more experience to Gold" in body and "<progress" in body
+
+
+def test_staff_record_a_tier_while_tiers_are_not_computed(owner_client, owner, plan, member):
+    from portal.loyalty import tiers
+
+    gold = tiers.save_level(db.session, plan.id, name="Gold", threshold=500,
+                            rule="accumulated", window_months=None, operator_id=owner.id)
+    card = db.session.merge(member).cards[0]
+    owner_client.post(f"/admin/cards/{card.id}/tier", data={"tier_id": gold.id})
+    db.session.expire_all()
+    assert db.session.get(MemberCard, card.id).tier_id == gold.id
+    assert db.session.query(AuditEntry).filter_by(action="card.tier").count() == 1
+    tiers.release(db.session, plan.id, operator_id=owner.id)           # now computed
+    owner_client.post(f"/admin/cards/{card.id}/tier", data={"tier_id": gold.id})
+    assert db.session.query(AuditEntry).filter_by(action="card.tier").count() == 1
