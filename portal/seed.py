@@ -13,7 +13,7 @@ from portal.api.services import create_client
 from portal.coupons import services as coupons
 from portal.coupons.models import ClaimLink, CouponPackage, CouponTemplate, PackageItem
 from portal.db import transaction
-from portal.loyalty.models import EarningRule
+from portal.loyalty.models import EarningRule, TierSettings
 from portal.members.models import (
     CardPlan,
     Member,
@@ -54,7 +54,14 @@ def seed_demo(session: Session) -> dict[str, int]:
         session.add_all([regular, student])
         session.flush()
         session.add_all([Tier(plan_id=regular.id, name="Member", rank=0),
+                         Tier(plan_id=regular.id, name="Silver", rank=1, threshold=500,
+                              rule="window", window_months=12),
+                         Tier(plan_id=regular.id, name="Gold", rank=2, threshold=2000,
+                              rule="accumulated"),
                          Tier(plan_id=student.id, name="Student", rank=0)])
+        # Levels are set up but not released: the demo shows "Save and release".
+        session.add(TierSettings(plan_id=regular.id, enabled=False, on_change="realtime",
+                                 validity="months", validity_months=12))
         staff = [
             StaffUser(email="owner@demo.tessera", name="Olivia Owner", role=Role.OWNER,
                       password_hash=hash_password(DEMO_PASSWORD)),

@@ -342,8 +342,8 @@ def settings_for(session: Session, plan_id: int) -> TierSettings:
 
 def save_settings(session: Session, plan_id: int, data: dict, *,
                   operator_id: int) -> TierSettings:
-    """Recalculation, validity and the on/off switch. The switch cannot be turned off once
-    released, nor flipped once the plan has more than one level (spec 2.1, 2.122)."""
+    """Recalculation, validity and the on/off switch, which cannot change once levels
+    have been released (spec 2.1, 2.122)."""
     from portal.staff.services import record
 
     errors = {}
@@ -363,11 +363,9 @@ def save_settings(session: Session, plan_id: int, data: dict, *,
         if settings.is_running:
             raise LoyaltyError(LoyaltyErrorCode.INVALID,
                                _("A recalculation is running: wait for it to finish."))
-        levels = session.scalar(select(func.count(Tier.id)).where(Tier.plan_id == plan_id))
-        if bool(data.get("enabled")) != settings.enabled and (
-                settings.released_at is not None or levels > 1):
-            errors["enabled"] = _("Computed tiers cannot be switched once released or once "
-                                  "the plan has more than one level.")
+        # Spec 2.1/2.122: free to switch until levels are released; never off after.
+        if bool(data.get("enabled")) != settings.enabled and settings.released_at is not None:
+            errors["enabled"] = _("Computed tiers stay on once released.")
         if errors:
             raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Please correct the marked fields."),
                                errors=errors)
