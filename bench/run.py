@@ -7,7 +7,8 @@
 - issue_ratio.coupons_10k: issuing one template to 10,000 members in one batch, divided
   by a bare bulk INSERT of 10,000 coupon rows.
 - recalc_ratio.tiers_200k: recalculating tiers for 200,000 members, divided by one
-  GROUP BY over their experience entries; peak_rss_mb.tiers_200k: the run's peak memory.
+  GROUP BY over their experience entries; peak_rss_mb.tiers_200k: the recalculation's
+  peak Python memory (tracemalloc, on a second, traced run), not the process RSS.
 Also written to bench/results.json.
 """
 from __future__ import annotations

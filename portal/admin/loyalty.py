@@ -157,7 +157,9 @@ def tier_settings(plan_id: int):
     plan = _plan_or_404(plan_id)
     form = TierSettingsForm()
     if form.validate_on_submit():
-        data = {"enabled": form.enabled.data, "recalc_day": _number(form.recalc_day.data),
+        raw_day = (form.recalc_day.data or "").strip()
+        data = {"enabled": form.enabled.data,
+                "recalc_day": _number(raw_day) if raw_day.isdigit() or not raw_day else -1,
                 "on_change": form.on_change.data, "validity": form.validity.data,
                 "validity_months": _number(form.validity_months.data),
                 "after_expiry": form.after_expiry.data}

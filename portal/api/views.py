@@ -79,7 +79,7 @@ def _lines(body: dict) -> list[coupons.Line]:
     for i, item in enumerate(raw):
         try:
             quantity, amount = item.get("quantity", 1), item["amount"]
-            if not (isinstance(quantity, int) and isinstance(amount, int)
+            if not (type(quantity) is int and type(amount) is int
                     and quantity > 0 and amount >= 0):
                 raise ValueError
             lines.append(coupons.Line(
@@ -238,7 +238,7 @@ def record_order():
             card_no=_text(body, "card_no"), occurred_at=_when(body, "occurred_at"),
             currency=_text(body, "currency", max_length=3).upper(), lines=lines,
             payments=payments)
-        standing = loyalty.member_standing(db.session, order.member_id)
+        standing = loyalty.member_standing(db.session, order.member_id, body.get("card_no"))
     except LoyaltyError as e:
         raise _loyalty_problem(e) from None
     return jsonify(order_id=order.id, points_earned=order.points_earned,
@@ -257,7 +257,7 @@ def refund_order(external_id: str):
     lines = None
     if raw is not None:
         if not isinstance(raw, list) or not all(
-                isinstance(i, dict) and isinstance(i.get("amount"), int) for i in raw):
+                isinstance(i, dict) and type(i.get("amount")) is int for i in raw):
             raise ApiProblem(422, "invalid_field", "'lines' must be [{line_id, amount}]",
                              field="lines")
         lines = [(str(i.get("line_id")), i["amount"]) for i in raw]
@@ -316,7 +316,7 @@ def add_member():
 
     body = _body()
     plan = body.get("card_plan")
-    if plan is not None and not isinstance(plan, int):
+    if plan is not None and type(plan) is not int:
         raise ApiProblem(422, "invalid_field", "'card_plan' is a card plan id", field="card_plan")
     try:
         member, card, created = members.join_at_till(

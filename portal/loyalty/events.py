@@ -96,9 +96,13 @@ def reward(session: Session, *, event_key: str, member_id: int,
         session.add(rec)
         session.flush()
         if points:
+            from portal.loyalty.services import points_expiry, rule_for_member
+
             account = ledger.account(session, AccountKind.POINTS, "member", member_id)
             ledger.post(session, account, points, reason="event",
-                        key=f"event:{rec.id}", source=("interaction", rec.id))
+                        key=f"event:{rec.id}", source=("interaction", rec.id),
+                        expires_at=points_expiry(rule_for_member(session, member_id),
+                                                 clock.now()))
             alarm.check(session, member_id)
         if event.experience:
             account = ledger.account(session, AccountKind.EXPERIENCE, "member", member_id)

@@ -92,8 +92,11 @@ def _card(session: Session, card_no: str) -> MemberCard:
 
 def _check_card(card: MemberCard) -> None:
     if card.current_status() != "active":
+        from portal.web.filters import card_status_label
+
         raise LoyaltyError(LoyaltyErrorCode.CARD_INACTIVE,
-                           _("This card is %(status)s.", status=card.current_status()))
+                           _("This card is %(status)s.",
+                             status=card_status_label(card.current_status())))
 
 
 def _accounts(session: Session, member_id: int):
@@ -298,9 +301,12 @@ def standing(session: Session, member: Member, card: MemberCard) -> Standing:
                     int(soonest[1]) if soonest else 0, soonest[0] if soonest else None)
 
 
-def member_standing(session: Session, member_id: int) -> Standing:
+def member_standing(session: Session, member_id: int, card_no: str | None = None) -> Standing:
+    """A member's standing on the card with `card_no` if it is theirs, else their first."""
     member = session.get(Member, member_id)
-    return standing(session, member, member.cards[0])
+    digits = "".join(ch for ch in str(card_no or "") if ch not in " -")
+    card = next((c for c in member.cards if c.number == digits), member.cards[0])
+    return standing(session, member, card)
 
 
 def lookup(session: Session, *, card_no: str | None = None,
@@ -417,11 +423,7 @@ def adjust(session: Session, *, member_id: int, kind: str, delta: int, reason: s
             return account.balance  # a double submit: done already, audited already
         rule_expiry = None
         if kind == AccountKind.POINTS and delta > 0:
-            card = session.scalar(select(MemberCard).where(MemberCard.member_id == member_id)
-                                  .order_by(MemberCard.id).limit(1))
-            rule = card and session.scalar(select(EarningRule)
-                                           .where(EarningRule.plan_id == card.plan_id))
-            rule_expiry = points_expiry(rule, clock.now())
+            rule_expiry = points_expiry(rule_for_member(session, member_id), clock.now())
         try:
             ledger.post(session, account, delta, reason="adjustment", key=f"adjust:{key}",
                         source=("staff", operator_id), operator_id=operator_id,
@@ -460,3 +462,12 @@ def card_for(session: Session, card_no: str) -> MemberCard:
     card = _card(session, card_no)
     _check_card(card)
     return card
+
+
+def rule_for_member(session: Session, member_id: int) -> EarningRule | None:
+    """The earning rule of the member's first card's plan."""
+    card = session.scalar(select(MemberCard).where(MemberCard.member_id == member_id)
+                          .order_by(MemberCard.id).limit(1))
+    if card is None:
+        return None
+    return session.scalar(select(EarningRule).where(EarningRule.plan_id == card.plan_id))

@@ -243,8 +243,9 @@ def on_experience_change(session: Session, member_id: int) -> None:
     the caller's transaction."""
     for card in session.scalars(select(MemberCard).where(MemberCard.member_id == member_id)):
         pt = plan_tiers(session, card.plan_id)
-        if pt is None or not pt.settings.enabled or pt.settings.on_change == "none" \
-                or pt.settings.is_running or len(pt.tiers) < 2:
+        if pt is None or not pt.settings.enabled or pt.settings.released_at is None \
+                or pt.settings.on_change == "none" or pt.settings.is_running \
+                or len(pt.tiers) < 2:
             continue
         accumulated, windows, _since = _sums(session, [member_id], pt.windows)
         target = _target(pt, card, accumulated, windows, pt.settings.on_change)
@@ -304,19 +305,25 @@ def release(session: Session, plan_id: int, *, operator_id: int) -> TierSettings
 def recalculate_task(plan_id: int) -> int:
     from portal.db import db
 
-    moved = recalculate(db.session, plan_id, mode="release")
-    with transaction(db.session):
-        db.session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id)
-                           .values(recalc_finished_at=clock.now()))
-    return moved
+    try:
+        return recalculate(db.session, plan_id, mode="release")
+    finally:
+        # Even when it fails the settings are unlocked; releasing again redoes it all.
+        db.session.rollback()
+        with transaction(db.session):
+            db.session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id)
+                               .values(recalc_finished_at=clock.now()))
 
 
-@jobs.on_daily("tiers")
+@jobs.on_tick("tiers")
 def daily_tiers(session: Session) -> dict:
-    """Expired tiers are recalculated; on a plan's calendar day everyone is."""
+    """Expired tiers are recalculated as they lapse; on a plan's calendar day, from 0:00
+    local time, everyone is (once). Runs every minute: cheap when there is nothing due."""
     results = {}
     today = clock.today()
-    for settings in session.scalars(select(TierSettings).where(TierSettings.enabled)).all():
+    for settings in session.scalars(select(TierSettings).where(
+            TierSettings.enabled, TierSettings.released_at.is_not(None),
+            TierSettings.recalc_finished_at.is_not(None))).all():
         plan_id, mode = settings.plan_id, settings.after_expiry
         results[plan_id] = recalculate(
             session, plan_id, mode=mode,
@@ -435,6 +442,9 @@ def remove_level(session: Session, tier_id: int, *, operator_id: int) -> None:
         tier = session.get(Tier, tier_id)
         if tier is None or tier.rank == 0:
             raise LoyaltyError(LoyaltyErrorCode.INVALID, _("The lowest level stays."))
+        if settings_for(session, tier.plan_id).is_running:
+            raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                               _("A recalculation is running: wait for it to finish."))
         top = session.scalar(select(func.max(Tier.rank)).where(Tier.plan_id == tier.plan_id))
         if tier.rank != top:
             raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Remove the highest level first."))

@@ -129,10 +129,10 @@ def test_at_expiry_the_tier_is_recalculated_by_the_window(session, tiered, membe
     _experience(session, member, owner, 310, "a")
     assert _tier(session, member) == ("Gold", _local(2026, 9, 11))
     clock.freeze(_local(2026, 9, 10) + timedelta(hours=23, minutes=59))
-    jobs.run_daily()
+    jobs.run_tick()
     assert _tier(session, member)[0] == "Gold"              # still 10 Sep locally
     clock.freeze(_local(2027, 3, 12))                        # the window no longer holds 310
-    jobs.run_daily()
+    jobs.run_tick()
     assert _tier(session, member)[0] == "Silver"             # accumulated 310 ≥ 100
 
 
@@ -145,7 +145,7 @@ def test_since_upgrade_counts_only_experience_after_the_upgrade(session, tiered,
     _experience(session, member, owner, 310, "a")
     clock.freeze(_local(2026, 9, 12))
     _experience(session, member, owner, 120, "b")
-    jobs.run_daily()
+    jobs.run_tick()
     assert _tier(session, member)[0] == "Silver"    # 120 since the upgrade: Silver only
 
 
@@ -156,10 +156,10 @@ def test_calendar_day_upgrades_those_who_qualify(session, tiered, member, owner)
     _experience(session, member, owner, 150, "a")
     assert _tier(session, member)[0] == "Classic"
     clock.freeze(_local(2026, 3, 14) + timedelta(hours=12))
-    jobs.run_daily()
+    jobs.run_tick()
     assert _tier(session, member)[0] == "Classic"
     clock.freeze(_local(2026, 3, 15) + timedelta(minutes=5))
-    jobs.run_daily()
+    jobs.run_tick()
     assert _tier(session, member)[0] == "Silver"
 
 
@@ -188,3 +188,22 @@ def test_progress_says_how_much_is_left(session, tiered, member, owner):
     _experience(session, member, owner, 40, "a")
     p = tiers.progress(session, member.id)
     assert p["next"].name == "Silver" and p["needed"] == 60
+
+
+def test_computed_tiers_move_only_once_released(session, tiered, member, owner):
+    _experience(session, member, owner, 350, "a")
+    assert _tier(session, member)[0] == "Classic"
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    assert _tier(session, member)[0] == "Gold"
+
+
+def test_a_tier_lapses_at_local_midnight(session, tiered, member, owner):
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    _experience(session, member, owner, 310, "a")
+    assert _tier(session, member) == ("Gold", _local(2026, 9, 11))
+    clock.freeze(_local(2026, 9, 11) - timedelta(minutes=1))    # 23:59 on the last day
+    jobs.run_tick()
+    assert _tier(session, member) == ("Gold", _local(2026, 9, 11))
+    clock.freeze(_local(2026, 9, 11) + timedelta(minutes=1))    # 0:01: lapsed, recalculated
+    jobs.run_tick()
+    assert _tier(session, member) == ("Gold", _local(2027, 3, 12))  # still earned: renewed

@@ -166,3 +166,12 @@ def test_owner_defines_an_event(owner_client):
         "daily_cap": "1", "monthly_cap": "", "total_cap": ""})
     assert r.status_code == 303
     assert "check_in" in owner_client.get("/admin/loyalty/events").get_data(as_text=True)
+
+
+def test_booleans_are_not_refund_amounts(client, till, member):
+    headers, store_code = till
+    card_no = db.session.merge(member).cards[0].number
+    client.post("/api/v1/orders", headers=headers, json=_order(card_no, store_code))
+    r = client.post("/api/v1/orders/POS-1/refunds", headers=headers,
+                    json={"refund_id": "R", "lines": [{"line_id": "1", "amount": True}]})
+    assert r.status_code == 422
