@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal import clock, jobs, ledger
-from portal.db import transaction
+from portal.db import UTCDateTime, transaction
 from portal.ledger import AccountKind
 from portal.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from portal.loyalty.models import TierSettings
@@ -197,6 +197,60 @@ CARD_COLUMNS = (MemberCard.id, MemberCard.member_id, MemberCard.tier_id,
                 MemberCard.tier_until_at, MemberCard.tier_since_at, MemberCard.issued_at)
 
 
+def _release_in_sql(session: Session, pt: PlanTiers, plan_id: int) -> int:
+    """Release mode for a whole plan, in the database: per chunk of cards one UPDATE ...
+    FROM over a per-member sums subquery, the levels matched high to low by a CASE."""
+    from sqlalchemy import and_, case, literal
+
+    now = clock.now()
+    levels = pt.levels  # high to low
+    base = levels[-1]
+    by_id = {t.id: t for t in pt.tiers}
+    ids = session.connection().execute(select(MemberCard.id).where(
+        MemberCard.plan_id == plan_id).order_by(MemberCard.id)).scalars().all()
+    session.rollback()
+    moved = 0
+    for start in range(0, len(ids), CHUNK):
+        low, high = ids[start], ids[min(start + CHUNK, len(ids)) - 1]
+        in_chunk = and_(MemberCard.plan_id == plan_id, MemberCard.id.between(low, high))
+        members = select(MemberCard.member_id).where(in_chunk)
+        window_sums = {
+            m: func.coalesce(func.sum(case((ledger.Entry.created_at >= window_start(m, now),
+                                            ledger.Entry.delta), else_=0)), 0).label(f"w{m}")
+            for m in pt.windows}
+        sums = (select(ledger.Account.owner_id.label("member_id"),
+                       func.max(ledger.Account.balance).label("acc"), *window_sums.values())
+                .join(ledger.Entry, ledger.Entry.account_id == ledger.Account.id, isouter=True)
+                .where(ledger.Account.kind == AccountKind.EXPERIENCE,
+                       ledger.Account.owner_type == "member",
+                       ledger.Account.owner_id.in_(members))
+                .group_by(ledger.Account.owner_id).subquery())
+        whens = []
+        for level in levels[:-1]:
+            amount = sums.c.acc if level.rule == "accumulated" \
+                else sums.c[f"w{level.window_months}"]
+            whens.append((amount >= level.threshold, literal(level.id)))
+        target = case(*whens, else_=literal(base.id))
+        until = case(*[(target == lv.id, literal(tier_until(pt.settings, by_id[lv.id], now),
+                                                 UTCDateTime()))
+                       for lv in levels], else_=None)
+        with transaction(session):
+            moved += session.execute(
+                update(MemberCard).where(in_chunk, MemberCard.member_id == sums.c.member_id,
+                                         MemberCard.tier_id != target)
+                .values(tier_id=target, tier_since_at=now, tier_until_at=until)
+                .execution_options(synchronize_session=False)).rowcount
+            # Cards without any experience belong in the lowest level.
+            moved += session.execute(
+                update(MemberCard).where(in_chunk, MemberCard.tier_id != base.id,
+                                         MemberCard.member_id.not_in(select(sums.c.member_id)))
+                .values(tier_id=base.id, tier_since_at=now, tier_until_at=None)
+                .execution_options(synchronize_session=False)).rowcount
+            session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id).values(
+                recalc_done=TierSettings.recalc_done + (min(start + CHUNK, len(ids)) - start)))
+    return moved
+
+
 def recalculate(session: Session, plan_id: int, *, mode: str = "release",
                 card_filter=None) -> int:
     """Recalculate the tiers of a plan's cards (or those `card_filter` picks), recording
@@ -205,6 +259,8 @@ def recalculate(session: Session, plan_id: int, *, mode: str = "release",
     pt = plan_tiers(session, plan_id)
     if pt is None or not pt.settings.enabled:
         return 0
+    if mode == "release" and card_filter is None:
+        return _release_in_sql(session, pt, plan_id)
     # Dates are read only where the mode needs them (converting 200,000 costs seconds).
     columns = CARD_COLUMNS if card_filter is not None or mode == "periodic" \
         else CARD_COLUMNS[:3]

@@ -207,3 +207,14 @@ def test_a_tier_lapses_at_local_midnight(session, tiered, member, owner):
     clock.freeze(_local(2026, 9, 11) + timedelta(minutes=1))    # 0:01: lapsed, recalculated
     jobs.run_tick()
     assert _tier(session, member) == ("Gold", _local(2027, 3, 12))  # still earned: renewed
+
+
+def test_release_moves_cards_without_experience_to_the_lowest_level(session, tiered, member,
+                                                                     other_member, owner):
+    gold = session.query(Tier).filter_by(plan_id=tiered.id, name="Gold").one()
+    with transaction(session):
+        session.query(MemberCard).update({"tier_id": gold.id})   # recorded by hand earlier
+    _experience(session, other_member, owner, 120, "b")
+    tiers.release(session, tiered.id, operator_id=owner.id)
+    assert _tier(session, member)[0] == "Classic"                 # no experience at all
+    assert _tier(session, other_member) == ("Silver", None)
