@@ -78,7 +78,10 @@ def loyalty_rule_edit(plan_id: int):
             errors["filter_product_ids"] = next(iter(e.details["errors"].values()))
         try:
             if errors:
-                raise LoyaltyError("invalid", "", errors=errors)
+                # Report what could not be read together with everything else wrong.
+                problems = {k: v for k, v in loyalty.earning_rule_errors(data).items()
+                            if k not in ("points_per_minor", "experience_per_minor")}
+                raise LoyaltyError("invalid", "", errors={**problems, **errors})
             loyalty.save_earning_rule(db.session, plan.id, data,
                                       operator_id=current_staff().id)
         except LoyaltyError as e:

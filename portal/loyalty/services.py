@@ -354,12 +354,8 @@ def earning_rules(session: Session) -> list[tuple]:
     return [(p, rules.get(p.id)) for p in plans]
 
 
-def save_earning_rule(session: Session, plan_id: int, data: dict, *,
-                      operator_id: int) -> EarningRule:
-    """Set how a plan's members earn. Every problem is reported at once, by field."""
-    from portal.members.models import CardPlan
-    from portal.staff.services import record
-
+def earning_rule_errors(data: dict) -> dict[str, str]:
+    """What is wrong with an earning rule's settings, by field (empty when fine)."""
     errors = {}
     for amount, per in (("points_amount", "points_per_minor"),
                         ("experience_amount", "experience_per_minor")):
@@ -375,6 +371,16 @@ def save_earning_rule(session: Session, plan_id: int, data: dict, *,
     years = data.get("points_expiry_years")
     if years is not None and not 0 <= years <= 50:
         errors["points_expiry_years"] = _("From 0 to 50 years, or never.")
+    return errors
+
+
+def save_earning_rule(session: Session, plan_id: int, data: dict, *,
+                      operator_id: int) -> EarningRule:
+    """Set how a plan's members earn. Every problem is reported at once, by field."""
+    from portal.members.models import CardPlan
+    from portal.staff.services import record
+
+    errors = earning_rule_errors(data)
     if errors:
         raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Please correct the marked fields."),
                            errors=errors)

@@ -104,3 +104,12 @@ def test_alarm_settings_and_clearing_a_member(owner_client, owner, member):
     owner_client.post(f"/admin/members/{member.id}/normal")
     db.session.expire_all()
     assert db.session.get(Member, member.id).status == "normal"
+
+
+def test_every_rule_problem_is_shown_at_once(owner_client, plan):
+    r = owner_client.post(f"/admin/loyalty/{plan.id}", data={
+        **RULE, "points_per": "abc", "points_amount": "-1", "product_filter": "whitelist"})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 422
+    for field in ("points_per", "points_amount", "filter_product_ids"):
+        assert f'id="{field}-error"' in body
