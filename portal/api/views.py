@@ -166,7 +166,8 @@ def _loyalty_problem(e) -> ApiProblem:
 
     status = {Code.UNKNOWN_CARD: 404, Code.UNKNOWN_ORDER: 404, Code.INSUFFICIENT_POINTS: 409,
               Code.ALREADY_MEMBER: 409, Code.CARD_INACTIVE: 409,
-              Code.MEMBER_ABNORMAL: 409}.get(e.code, 422)
+              Code.MEMBER_ABNORMAL: 409, Code.UNKNOWN_EVENT: 404,
+              Code.REFERENCE_USED: 409}.get(e.code, 422)
     if e.code == Code.INVALID:
         return ApiProblem(422, "invalid_field", str(e), field="lines")
     return ApiProblem(status, e.code, str(e), **e.details)

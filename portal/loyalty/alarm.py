@@ -113,22 +113,33 @@ def send_report(session: Session) -> int:
     yesterday = clock.today() - timedelta(days=1)
     with transaction(session):
         alarm = session.scalar(select(PointsAlarm).limit(1).with_for_update())
-        if alarm is None or not alarm.emails or (alarm.last_report_on or yesterday) > yesterday \
-                or alarm.last_report_on == yesterday:
+        if alarm is None or not alarm.emails or alarm.last_report_on == yesterday:
             return 0
-        rows = session.execute(
-            select(Member.full_name, Member.mobile, AbnormalEvent.points_that_day)
-            .join(Member, Member.id == AbnormalEvent.member_id)
-            .where(AbnormalEvent.day == yesterday).order_by(AbnormalEvent.id)).all()
+        # Every day not reported yet (a stopped worker catches up), at most a week back.
+        week_back = yesterday - timedelta(days=6)
+        day = max(alarm.last_report_on + timedelta(days=1), week_back) \
+            if alarm.last_report_on else week_back
+        sent = 0
+        while day <= yesterday:
+            sent += _report_day(session, alarm, day, notifications, Channel)
+            day += timedelta(days=1)
         alarm.last_report_on = yesterday
-        if not rows:
-            return 0
-        lines = "\n".join(f"- {name or '?'} ({mobile}): {points}" for name, mobile, points in rows)
-        body = _("Members whose points passed %(n)d on %(day)s:", n=alarm.daily_threshold or 0,
-                 day=yesterday.isoformat()) + "\n" + lines
-        for email in alarm.emails:
-            notifications.queue(session, channel=Channel.EMAIL, recipient=email,
-                                template="abnormal_points",
-                                subject=_("Abnormal points on %(day)s", day=yesterday.isoformat()),
-                                body=body)
-        return len(rows)
+        return sent
+
+
+def _report_day(session: Session, alarm: PointsAlarm, day, notifications, channel) -> int:
+    rows = session.execute(
+        select(Member.full_name, Member.mobile, AbnormalEvent.points_that_day)
+        .join(Member, Member.id == AbnormalEvent.member_id)
+        .where(AbnormalEvent.day == day).order_by(AbnormalEvent.id)).all()
+    if not rows:
+        return 0
+    lines = "\n".join(f"- {name or '?'} ({mobile}): {points}" for name, mobile, points in rows)
+    body = _("Members whose points passed %(n)d on %(day)s:", n=alarm.daily_threshold or 0,
+             day=day.isoformat()) + "\n" + lines
+    for email in alarm.emails:
+        notifications.queue(session, channel=channel.EMAIL, recipient=email,
+                            template="abnormal_points",
+                            subject=_("Abnormal points on %(day)s", day=day.isoformat()),
+                            body=body)
+    return len(rows)

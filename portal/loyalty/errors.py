@@ -14,6 +14,8 @@ class LoyaltyErrorCode(StrEnum):
     ALREADY_MEMBER = "already_member"
     CARD_INACTIVE = "card_inactive"
     MEMBER_ABNORMAL = "member_abnormal"
+    UNKNOWN_EVENT = "unknown_event"
+    REFERENCE_USED = "reference_used"
 
 
 class LoyaltyError(Exception):

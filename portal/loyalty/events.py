@@ -6,6 +6,7 @@ import re
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import clock, ledger
@@ -63,17 +64,31 @@ def reward(session: Session, *, event_key: str, member_id: int,
            reference: str) -> InteractionRecord | None:
     """Reward one occurrence, once per reference; None when a cap is reached (nothing
     given). The member's row is locked so parallel events cannot pass a cap."""
+    try:
+        return _reward(session, event_key=event_key, member_id=member_id, reference=reference)
+    except IntegrityError:
+        # The same reference was recorded meanwhile (another member's parallel report).
+        session.rollback()
+        return _reward(session, event_key=event_key, member_id=member_id, reference=reference)
+
+
+def _reward(session: Session, *, event_key: str, member_id: int,
+            reference: str) -> InteractionRecord | None:
     from portal.loyalty import alarm, tiers
 
     with transaction(session):
         event = session.scalar(select(InteractionEvent).where(InteractionEvent.key == event_key))
         if event is None or not event.is_active:
-            raise LoyaltyError(LoyaltyErrorCode.INVALID, _("There is no such event."))
+            raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_EVENT, _("There is no such event."))
+        # Lock first: a parallel repeat of this member's report waits, then finds it.
+        session.scalar(select(Member.id).where(Member.id == member_id).with_for_update())
         done = session.scalar(select(InteractionRecord).where(
             InteractionRecord.event_id == event.id, InteractionRecord.reference == reference))
         if done is not None:
+            if done.member_id != member_id:
+                raise LoyaltyError(LoyaltyErrorCode.REFERENCE_USED,
+                                   _("This reference was already used for another member."))
             return done
-        session.scalar(select(Member.id).where(Member.id == member_id).with_for_update())
         today = clock.today()
         counts = {
             "daily_cap": InteractionRecord.day == today,

@@ -59,3 +59,10 @@ def test_bad_events_are_refused(session, owner, check_in):
 def test_unknown_events_are_refused(session, member):
     with pytest.raises(LoyaltyError):
         events.reward(session, event_key="nope", member_id=member.id, reference="r")
+
+
+def test_a_reference_belongs_to_one_member(session, member, other_member, check_in):
+    _reward(session, member, "shared")
+    with pytest.raises(LoyaltyError) as e:
+        _reward(session, other_member, "shared")
+    assert e.value.code == "reference_used"

@@ -94,3 +94,10 @@ def test_off_by_default(session, member, store, plan):
     _order(session, member, store, "a", 100000)
     assert _status(member) == "normal"
     assert ledger.balance(session, AccountKind.POINTS, "member", member.id) == 100000
+
+
+def test_missed_reports_are_caught_up(session, member, store, rules):
+    _order(session, member, store, "a", 20000)                    # abnormal on 10 March
+    clock.freeze(datetime(2026, 3, 12, 16, 1, tzinfo=UTC))       # 13 March: worker was down
+    assert jobs.run_tick()["abnormal_points_report"] == 1
+    assert session.query(OutboxMessage).filter_by(template="abnormal_points").count() == 1
