@@ -17,6 +17,7 @@ from portal.loyalty.models import (  # noqa: F401
     EarningRule,
     InteractionEvent,
     InteractionRecord,
+    LoyaltySettings,
     Order,
     OrderRefund,
     PointsAlarm,

@@ -30,7 +30,20 @@ from portal.web.render import render
 @bp.get("/loyalty")
 @staff_required(*MANAGERS)
 def loyalty_rules():
-    return render("admin/loyalty/rules.html", rows=loyalty.earning_rules(db.session))
+    return render("admin/loyalty/rules.html", rows=loyalty.earning_rules(db.session),
+                  timeline_on=loyalty.experience_on_timeline(db.session),
+                  action_form=EmptyForm())
+
+
+@bp.post("/loyalty/timeline")
+@staff_required(*MANAGERS)
+def loyalty_timeline():
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    loyalty.set_experience_on_timeline(db.session, request.form.get("on") == "y",
+                                       operator_id=current_staff().id)
+    flash(_("Saved."), "success")
+    return redirect(url_for("admin.loyalty_rules"), 303)
 
 
 def _split_names(text: str) -> list[str]:

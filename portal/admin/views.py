@@ -139,6 +139,7 @@ def member_detail(member_id: int):
     from portal.admin.coupons import quick_issue_form
     from portal.admin.loyalty import adjust_form
     from portal.coupons.services import member_coupons
+    from portal.loyalty.services import experience_on_timeline
     from portal.loyalty.services import history as ledger_history
     from portal.loyalty.tiers import manual_tier_plans
 
@@ -147,7 +148,9 @@ def member_detail(member_id: int):
                   coupons=member_coupons(db.session, member.id),
                   issue_form=quick_issue_form() if member.is_member else None,
                   adjust_form=adjust_form() if member.is_member else None,
-                  ledger_history=ledger_history(db.session, member.id, limit=10),
+                  ledger_history=ledger_history(
+                      db.session, member.id, limit=10,
+                      with_experience=experience_on_timeline(db.session)),
                   manual_tier_plans=manual_tier_plans(db.session),
                   preview_form=EmptyForm(), show_id=staff.role == Role.OWNER)
 

@@ -166,3 +166,13 @@ class InteractionRecord(Base):
     points: Mapped[int] = mapped_column(default=0)
     experience: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+
+class LoyaltySettings(Base):
+    """Merchant-wide loyalty options (one row)."""
+
+    __tablename__ = "loyalty_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Spec 7.2: record experience changes on the member's timeline (their admin page).
+    experience_on_timeline: Mapped[bool] = mapped_column(default=True)

@@ -449,12 +449,14 @@ def adjust(session: Session, *, member_id: int, kind: str, delta: int, reason: s
 
 
 def history(session: Session, member_id: int, *, before_id: int | None = None,
-            limit: int = 20) -> list[ledger.Entry]:
-    """Points and experience entries, newest first, `limit` at a time."""
+            limit: int = 20, with_experience: bool = True) -> list[ledger.Entry]:
+    """Points (and experience) entries, newest first, `limit` at a time."""
+    kinds = [AccountKind.POINTS, AccountKind.EXPERIENCE] if with_experience \
+        else [AccountKind.POINTS]
     query = select(ledger.Entry, ledger.Account.kind).join(
         ledger.Account, ledger.Account.id == ledger.Entry.account_id).where(
         ledger.Account.owner_type == "member", ledger.Account.owner_id == member_id,
-        ledger.Account.kind.in_([AccountKind.POINTS, AccountKind.EXPERIENCE]))
+        ledger.Account.kind.in_(kinds))
     if before_id:
         query = query.where(ledger.Entry.id < before_id)
     rows = session.execute(query.order_by(ledger.Entry.id.desc()).limit(limit)).all()
@@ -477,3 +479,27 @@ def rule_for_member(session: Session, member_id: int) -> EarningRule | None:
     if card is None:
         return None
     return session.scalar(select(EarningRule).where(EarningRule.plan_id == card.plan_id))
+
+
+def experience_on_timeline(session: Session) -> bool:
+    from portal.loyalty.models import LoyaltySettings
+
+    row = session.scalar(select(LoyaltySettings).limit(1))
+    return True if row is None else row.experience_on_timeline
+
+
+def set_experience_on_timeline(session: Session, on: bool, *, operator_id: int) -> None:
+    from portal.loyalty.models import LoyaltySettings
+    from portal.staff.services import record
+
+    with transaction(session):
+        row = session.scalar(select(LoyaltySettings).limit(1).with_for_update())
+        if row is None:
+            row = LoyaltySettings()
+            session.add(row)
+        before = row.experience_on_timeline
+        row.experience_on_timeline = on
+        session.flush()
+        record(session, operator_id, "loyalty.timeline", ("loyalty_settings", row.id),
+               before={"experience_on_timeline": before},
+               after={"experience_on_timeline": on})

@@ -113,3 +113,16 @@ def test_every_rule_problem_is_shown_at_once(owner_client, plan):
     assert r.status_code == 422
     for field in ("points_per", "points_amount", "filter_product_ids"):
         assert f'id="{field}-error"' in body
+
+
+def test_experience_on_the_timeline_is_an_option(owner_client, owner, member):
+    loyalty.adjust(db.session, member_id=member.id, kind="experience", delta=7,
+                   reason="visit", key="e", operator_id=owner.id)
+    page = owner_client.get(f"/admin/members/{member.id}").get_data(as_text=True)
+    assert "+7" in page
+    owner_client.post("/admin/loyalty/timeline", data={})            # switched off
+    page = owner_client.get(f"/admin/members/{member.id}").get_data(as_text=True)
+    assert "+7" not in page
+    assert db.session.query(AuditEntry).filter_by(action="loyalty.timeline").count() == 1
+    owner_client.post("/admin/loyalty/timeline", data={"on": "y"})
+    assert "+7" in owner_client.get(f"/admin/members/{member.id}").get_data(as_text=True)
