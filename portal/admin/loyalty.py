@@ -144,7 +144,7 @@ def _number(raw: str | None) -> int | None:
 
 
 def _tiers_page(plan, settings_form=None, level_form=None, status=200):
-    from portal.loyalty import tiers
+    tiers = loyalty.tiers
 
     settings = tiers.settings_for(db.session, plan.id)
     db.session.commit()
@@ -168,7 +168,7 @@ def _plan_or_404(plan_id: int) -> CardPlan:
 @bp.route("/loyalty/<int:plan_id>/tiers", methods=["GET", "POST"])
 @staff_required(*MANAGERS)
 def tier_settings(plan_id: int):
-    from portal.loyalty import tiers
+    tiers = loyalty.tiers
 
     plan = _plan_or_404(plan_id)
     form = TierSettingsForm()
@@ -193,7 +193,7 @@ def tier_settings(plan_id: int):
 @bp.post("/loyalty/<int:plan_id>/levels")
 @staff_required(*MANAGERS)
 def tier_level_add(plan_id: int):
-    from portal.loyalty import tiers
+    tiers = loyalty.tiers
 
     plan = _plan_or_404(plan_id)
     form = TierLevelForm()
@@ -213,7 +213,7 @@ def tier_level_add(plan_id: int):
 @bp.post("/loyalty/levels/<int:tier_id>/remove")
 @staff_required(*MANAGERS)
 def tier_level_remove(tier_id: int):
-    from portal.loyalty import tiers
+    tiers = loyalty.tiers
     from portal.members.models import Tier
 
     tier = db.session.get(Tier, tier_id)
@@ -230,7 +230,7 @@ def tier_level_remove(tier_id: int):
 @bp.post("/loyalty/<int:plan_id>/release")
 @staff_required(*MANAGERS)
 def tier_release(plan_id: int):
-    from portal.loyalty import tiers
+    tiers = loyalty.tiers
 
     plan = _plan_or_404(plan_id)
     if not EmptyForm().validate_on_submit():
@@ -249,7 +249,7 @@ def tier_release(plan_id: int):
 @bp.route("/loyalty/alarm", methods=["GET", "POST"])
 @staff_required(*MANAGERS)
 def points_alarm():
-    from portal.loyalty import alarm
+    alarm = loyalty.alarm
 
     current = alarm.settings(db.session)
     db.session.commit()
@@ -280,7 +280,7 @@ def points_alarm():
 @bp.post("/members/<int:member_id>/normal")
 @staff_required(*MANAGERS)
 def member_set_normal(member_id: int):
-    from portal.loyalty import alarm
+    alarm = loyalty.alarm
 
     if not EmptyForm().validate_on_submit():
         abort(400)
@@ -294,7 +294,7 @@ def member_set_normal(member_id: int):
 @bp.route("/loyalty/events", methods=["GET", "POST"])
 @staff_required(*MANAGERS)
 def interaction_events():
-    from portal.loyalty import events
+    events = loyalty.events
 
     form = InteractionEventForm()
     if form.validate_on_submit():
@@ -319,7 +319,7 @@ def interaction_events():
 @bp.post("/cards/<int:card_id>/tier")
 @staff_required(*MANAGERS)
 def card_tier(card_id: int):
-    from portal.loyalty import tiers
+    tiers = loyalty.tiers
     from portal.members.models import MemberCard
 
     card = db.session.get(MemberCard, card_id)

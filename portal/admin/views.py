@@ -139,9 +139,8 @@ def member_detail(member_id: int):
     from portal.admin.coupons import quick_issue_form
     from portal.admin.loyalty import adjust_form
     from portal.coupons.services import member_coupons
-    from portal.loyalty.services import experience_on_timeline
+    from portal.loyalty.services import experience_on_timeline, tiers
     from portal.loyalty.services import history as ledger_history
-    from portal.loyalty.tiers import manual_tier_plans
 
     return render("admin/members/detail.html", member=member, history=history,
                   custom=members.custom_values(db.session, member),
@@ -151,7 +150,7 @@ def member_detail(member_id: int):
                   ledger_history=ledger_history(
                       db.session, member.id, limit=10,
                       with_experience=experience_on_timeline(db.session)),
-                  manual_tier_plans=manual_tier_plans(db.session),
+                  manual_tier_plans=tiers.manual_tier_plans(db.session),
                   preview_form=EmptyForm(), show_id=staff.role == Role.OWNER)
 
 

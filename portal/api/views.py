@@ -336,8 +336,8 @@ def add_member():
 @bp.post("/events")
 @client_required
 def record_event():
-    from portal.loyalty import events
     from portal.loyalty import services as loyalty
+    events = loyalty.events
     from portal.loyalty.errors import LoyaltyError
 
     body = _body()

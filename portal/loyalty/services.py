@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session, selectinload
 from portal import clock, ledger
 from portal.db import transaction
 from portal.ledger import AccountKind, InsufficientBalance
-from portal.loyalty import alarm, tiers
+
+# The parts of loyalty other packages use, reached through this module (ARCHITECTURE.md).
+from portal.loyalty import alarm, events, tiers  # noqa: F401
 from portal.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from portal.loyalty.models import EarningRule, Order, OrderRefund, ProductFilter
 from portal.members.models import Member, MemberCard

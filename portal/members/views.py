@@ -239,11 +239,11 @@ def register(slug: str):
 @bp.get("/card")
 @member_required
 def card():
-    from portal.loyalty.tiers import progress
+    from portal.loyalty.services import tiers
 
     home = services.member_home(db.session, current_member.id)
     return render("members/card.html", home=home,
-                  progress=progress(db.session, current_member.id))
+                  progress=tiers.progress(db.session, current_member.id))
 
 
 @bp.get("/cards/<int:card_id>")
