@@ -56,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from portal.admin.views import bp as admin_bp
     from portal.api.views import bp as api_bp
+    from portal.campaigns import services as _campaigns  # noqa: F401 - registers its sweeps
     from portal.coupons.views import bp as coupons_bp
     from portal.loyalty.views import bp as loyalty_bp
     from portal.members.views import bp as members_bp

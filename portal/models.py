@@ -1,5 +1,11 @@
 """Every model, imported once so Alembic and the tests see the whole schema."""
 from portal.api.models import ApiClient  # noqa: F401
+from portal.campaigns.models import (  # noqa: F401
+    Activity,
+    ActivityGift,
+    Grant,
+    Participation,
+)
 from portal.coupons.models import (  # noqa: F401
     ClaimLink,
     Coupon,

@@ -70,7 +70,8 @@ def validity(template: CouponTemplate, received_at: datetime) -> tuple[datetime,
 
 def issue(session: Session, *, member_id: int, source: Source, key: str,
           template_id: int | None = None, package_id: int | None = None, quantity: int = 1,
-          operator_id: int | None = None) -> list[Coupon]:
+          operator_id: int | None = None,
+          valid_window: tuple[datetime, datetime] | None = None) -> list[Coupon]:
     """Give a member `quantity` of a template, or of a package, all or nothing.
 
     The same `key` twice issues once (the second call returns the first call's coupons).
@@ -85,7 +86,7 @@ def issue(session: Session, *, member_id: int, source: Source, key: str,
     try:
         return _issue(session, member_id=member_id, source=source, key=key,
                       template_id=template_id, package_id=package_id, quantity=quantity,
-                      operator_id=operator_id)
+                      operator_id=operator_id, valid_window=valid_window)
     except IntegrityError:
         # The same key was issued meanwhile by a parallel call: return what it gave.
         coupons = issued_for_key(session, key)
@@ -103,7 +104,7 @@ def issued_for_key(session: Session, key: str) -> list[Coupon] | None:
 
 
 def _issue(session, *, member_id, source, key, template_id, package_id, quantity,
-           operator_id) -> list[Coupon]:
+           operator_id, valid_window=None) -> list[Coupon]:
     with transaction(session):
         done = issued_for_key(session, key)
         if done is not None:
@@ -126,7 +127,7 @@ def _issue(session, *, member_id, source, key, template_id, package_id, quantity
             _check_active(template)
             _take_stock(session, template, n)
             _count_for_member(session, template, member_id, n)
-            start, end = validity(template, now)
+            start, end = valid_window or validity(template, now)
             for _copy in range(n):
                 coupons.append(Coupon(code=new_code(), template_id=template.id,
                                       member_id=member_id, batch_id=batch.id,

@@ -177,7 +177,7 @@ def ledger_reason_label(value: str) -> str:
     from flask_babel import lazy_gettext as _l
 
     return str({"order": _l("Order"), "refund": _l("Refund"), "redeem": _l("Spent"),
-                "event": _l("Reward for an activity"),
+                "event": _l("Reward for an activity"), "activity": _l("Gift from a campaign"),
                 "adjustment": _l("Adjusted by staff"), "expired": _l("Expired")}
                .get(value, value))
 

@@ -246,3 +246,26 @@ def clock_now():
     from portal import clock
 
     return clock.now()
+
+
+def test_a_double_claim_of_a_profile_gift_gives_once(app, session, member, plan):
+    from datetime import date, timedelta
+
+    from portal import clock, ledger
+    from portal.campaigns import services as campaigns
+    from portal.campaigns.errors import CampaignError
+    from portal.campaigns.models import Activity, Participation
+
+    m = session.merge(member)
+    m.full_name, m.born_on = "Ada", date(1990, 1, 1)
+    activity = Activity(kind="profile_completion", name="Profile", code="P",
+                        starts_at=clock.now() - timedelta(days=1),
+                        ends_at=clock.now() + timedelta(days=1), status="active",
+                        required_fields=["full_name", "born_on"], points=50)
+    session.add(activity)
+    session.commit()
+    results = run_concurrently(app, lambda s, _i: campaigns.claim(s, activity.id, member.id),
+                               list(range(8)))
+    assert sum(isinstance(r, Participation) for r in results) == 1
+    assert all(isinstance(r, Participation | CampaignError) for r in results)
+    assert ledger.balance(session, ledger.AccountKind.POINTS, "member", member.id) == 50

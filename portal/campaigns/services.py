@@ -1,0 +1,172 @@
+"""Activities: who may take part, claiming a profile completion gift once, and delivering
+delayed gifts exactly once from the minute tick."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from portal import clock, jobs, ledger
+from portal.campaigns.errors import CampaignError, CampaignErrorCode
+from portal.campaigns.models import Activity, ActivityGift, Grant, Participation
+from portal.coupons import services as coupons
+from portal.coupons.errors import CouponError
+from portal.db import transaction
+from portal.ledger import AccountKind
+from portal.members.models import Member, MemberCard
+
+log = logging.getLogger(__name__)
+PROFILE_FIELDS = ("full_name", "born_on", "gender", "address", "id_number", "email", "mobile")
+MAX_ATTEMPTS = 10
+
+
+@dataclass
+class Eligibility:
+    ok: bool
+    reason: str | None          # not_running, out_of_scope, incomplete, already_claimed
+    missing: list[str]
+
+
+def missing_fields(activity: Activity, member: Member) -> list[str]:
+    """The required fields the member has not completed (a mobile must be verified)."""
+    missing = []
+    for name in activity.required_fields:
+        if name == "mobile":
+            if not (member.mobile and member.mobile_verified):
+                missing.append(name)
+        elif getattr(member, name) in (None, ""):
+            missing.append(name)
+    return missing
+
+
+def eligibility(session: Session, activity: Activity, member: Member) -> Eligibility:
+    if activity.state() != "active":
+        return Eligibility(False, CampaignErrorCode.NOT_RUNNING, [])
+    cards = session.scalars(select(MemberCard).where(MemberCard.member_id == member.id)).all()
+    in_scope = any((not activity.plan_ids or c.plan_id in activity.plan_ids)
+                   and (not activity.tier_ids or c.tier_id in activity.tier_ids)
+                   for c in cards)
+    if not in_scope:
+        return Eligibility(False, CampaignErrorCode.OUT_OF_SCOPE, [])
+    if session.scalar(select(Participation.id).where(Participation.activity_id == activity.id,
+                                                     Participation.member_id == member.id)):
+        return Eligibility(False, CampaignErrorCode.ALREADY_CLAIMED, [])
+    missing = missing_fields(activity, member)
+    return Eligibility(not missing, CampaignErrorCode.INCOMPLETE if missing else None, missing)
+
+
+def due_at(gift: ActivityGift, claimed_at: datetime) -> datetime:
+    if gift.delay == "hours":
+        return claimed_at + timedelta(hours=gift.delay_amount)
+    if gift.delay == "days":
+        return claimed_at + timedelta(days=gift.delay_amount)
+    return claimed_at
+
+
+def gift_window(gift: ActivityGift, received_at: datetime) -> tuple[datetime, datetime] | None:
+    """The validity the activity sets for a coupon gift (None: the coupon's own)."""
+    if gift.validity == "relative":
+        return received_at, received_at + timedelta(days=gift.valid_days)
+    if gift.validity == "fixed":
+        return gift.valid_from, gift.valid_until
+    return None
+
+
+def _refusal(code: CampaignErrorCode, **details) -> CampaignError:
+    message = {
+        CampaignErrorCode.NOT_RUNNING: _("This activity is not running."),
+        CampaignErrorCode.OUT_OF_SCOPE: _("This activity is not for your card or tier."),
+        CampaignErrorCode.INCOMPLETE: _("Complete the marked fields first."),
+        CampaignErrorCode.ALREADY_CLAIMED: _("You have already claimed this gift."),
+    }[code]
+    return CampaignError(code, message, **details)
+
+
+def claim(session: Session, activity_id: int, member_id: int) -> Participation:
+    """Claim a profile completion gift: points and instant coupons now, delayed coupons
+    as grants. Once per member (a unique row: a double click or two tabs get one); an
+    instant coupon out of stock fails the whole claim."""
+    try:
+        with transaction(session):
+            activity = session.scalar(select(Activity).options(selectinload(Activity.gifts))
+                                      .where(Activity.id == activity_id))
+            member = session.scalar(select(Member).where(Member.id == member_id)
+                                    .with_for_update())
+            if activity is None or member is None:
+                raise CampaignError(CampaignErrorCode.NOT_FOUND, _("There is no such activity."))
+            check = eligibility(session, activity, member)
+            if not check.ok:
+                raise _refusal(check.reason, missing=check.missing)
+            now = clock.now()
+            participation = Participation(activity_id=activity.id, member_id=member.id,
+                                          points=activity.points)
+            session.add(participation)
+            session.flush()  # a parallel claim stops here, on the unique constraint
+            if activity.points:
+                account = ledger.account(session, AccountKind.POINTS, "member", member.id)
+                from portal.loyalty.services import points_expiry, rule_for_member
+
+                ledger.post(session, account, activity.points, reason="activity",
+                            key=f"activity:{activity.id}", source=("activity", activity.id),
+                            expires_at=points_expiry(rule_for_member(session, member.id), now))
+            for gift in activity.gifts:
+                grant = Grant(participation_id=participation.id, gift_id=gift.id,
+                              member_id=member.id, due_at=due_at(gift, now))
+                session.add(grant)
+                session.flush()
+                if gift.delay == "instant":
+                    _deliver(session, grant, gift, activity)
+            return participation
+    except IntegrityError:
+        session.rollback()
+        raise _refusal(CampaignErrorCode.ALREADY_CLAIMED) from None
+
+
+def _deliver(session: Session, grant: Grant, gift: ActivityGift, activity: Activity) -> None:
+    """Issue a grant's coupons and mark it delivered, in the caller's transaction.
+
+    The conditional UPDATE claims the grant: a second worker gets no row and skips it;
+    the coupons' idempotency key makes a retry after a crash harmless too."""
+    now = clock.now()
+    taken = session.execute(update(Grant).where(Grant.id == grant.id,
+                                                Grant.delivered_at.is_(None))
+                            .values(delivered_at=now)).rowcount
+    if taken == 0:
+        return
+    coupons.issue(session, member_id=grant.member_id, template_id=gift.template_id,
+                  package_id=gift.package_id, quantity=gift.quantity,
+                  source=coupons.Source("activity", ref=activity.code),
+                  key=f"grant:{grant.id}", valid_window=gift_window(gift, now))
+
+
+@jobs.on_tick("deliver_grants")
+def deliver_due(session: Session, limit: int = 500) -> int:
+    """Deliver delayed gifts whose time has come; each in its own transaction, so one
+    that fails (out of stock) is retried later without holding up the others."""
+    due = session.scalars(select(Grant.id).where(Grant.delivered_at.is_(None),
+                                                 Grant.due_at <= clock.now(),
+                                                 Grant.attempts < MAX_ATTEMPTS)
+                          .order_by(Grant.due_at).limit(limit)).all()
+    session.rollback()
+    delivered = 0
+    for grant_id in due:
+        try:
+            with transaction(session):
+                grant = session.scalar(select(Grant).options(
+                    selectinload(Grant.gift).selectinload(ActivityGift.activity))
+                    .where(Grant.id == grant_id).with_for_update(skip_locked=True))
+                if grant is None or grant.delivered_at is not None:
+                    continue
+                _deliver(session, grant, grant.gift, grant.gift.activity)
+                delivered += 1
+        except CouponError as e:
+            with transaction(session):
+                session.execute(update(Grant).where(Grant.id == grant_id).values(
+                    attempts=Grant.attempts + 1, last_error=str(e)[:255]))
+            log.warning("grant %s not delivered: %s", grant_id, e)
+    return delivered
