@@ -56,7 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from portal.admin.views import bp as admin_bp
     from portal.api.views import bp as api_bp
-    from portal.campaigns import services as _campaigns  # noqa: F401 - registers its sweeps
+    from portal.campaigns.views import bp as campaigns_bp
     from portal.coupons.views import bp as coupons_bp
     from portal.loyalty.views import bp as loyalty_bp
     from portal.members.views import bp as members_bp
@@ -68,6 +68,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(theme_bp)
     app.register_blueprint(members_bp)
     app.register_blueprint(coupons_bp)
+    app.register_blueprint(campaigns_bp)
     app.register_blueprint(loyalty_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")

@@ -170,3 +170,27 @@ def deliver_due(session: Session, limit: int = 500) -> int:
                     attempts=Grant.attempts + 1, last_error=str(e)[:255]))
             log.warning("grant %s not delivered: %s", grant_id, e)
     return delivered
+
+
+def activity_by_code(session: Session, code: str) -> Activity | None:
+    return session.scalar(select(Activity).options(selectinload(Activity.gifts))
+                          .where(Activity.code == code, Activity.kind == "profile_completion"))
+
+
+def participation_for(session: Session, activity_id: int, member_id: int) -> Participation | None:
+    return session.scalar(select(Participation).options(
+        selectinload(Participation.grants).selectinload(Grant.gift))
+        .where(Participation.activity_id == activity_id, Participation.member_id == member_id))
+
+
+def gift_titles(session: Session, activity: Activity) -> dict[int, str]:
+    """A title per gift, for the member's page (template titles, package names)."""
+    from portal.coupons.models import CouponPackage, CouponTemplate
+
+    out = {}
+    for gift in activity.gifts:
+        if gift.template_id:
+            out[gift.id] = session.get(CouponTemplate, gift.template_id).title
+        else:
+            out[gift.id] = session.get(CouponPackage, gift.package_id).name
+    return out

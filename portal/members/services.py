@@ -1119,3 +1119,15 @@ def join_at_till(session: Session, *, raw_mobile: str, full_name: str, plan_id: 
             member.full_name = name
         card = issue_card(session, member, plan)
         return member, card, True
+
+
+def complete_fields(session: Session, member_id: int, answers: dict) -> Member:
+    """Fill in some profile fields (an activity's missing ones), leaving the rest as is.
+    Every given field must be valid and not empty."""
+    known = attribute_catalogue(session)
+    fields = {name: known[name] for name in answers if name in known}
+    cleaned = clean_answers(answers, set(fields), fields)
+    with transaction(session):
+        member = session.get(Member, member_id)
+        apply_answers(member, cleaned)
+        return member

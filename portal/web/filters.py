@@ -182,7 +182,13 @@ def ledger_reason_label(value: str) -> str:
                .get(value, value))
 
 
+def field_label(name: str) -> str:
+    from portal.members.attributes import ATTRIBUTES
+
+    return str(ATTRIBUTES[name].label) if name in ATTRIBUTES else name
+
+
 def register_labels(app) -> None:
     for fn in (role_label, status_label, card_status_label, template_status_label,
-               coupon_state_label, ledger_kind_label, ledger_reason_label):
+               coupon_state_label, ledger_kind_label, ledger_reason_label, field_label):
         app.add_template_global(fn, fn.__name__)

@@ -8,7 +8,7 @@ from tests.fixtures import sign_in_as
 
 PUBLIC = ["/", "/sign-in", "/admin/sign-in", "/r/{slug}"]
 MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet",
-          "/wallet?tab=used", "/inbox", "/points"]
+          "/wallet?tab=used", "/inbox", "/points", "/activities/PROFILE"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
          "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
@@ -21,6 +21,16 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
 
 @pytest.fixture
 def ids(member, link):
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.campaigns.models import Activity
+
+    db.session.add(Activity(kind="profile_completion", name="Profile", code="PROFILE",
+                            starts_at=clock.now() - timedelta(days=1),
+                            ends_at=clock.now() + timedelta(days=1), status="active",
+                            required_fields=["full_name"], points=10))
+    db.session.commit()
     card = db.session.merge(member).cards[0]
     return {"slug": link.page.slug, "card_id": card.id, "member_id": member.id,
             "page_id": link.page_id, "link_id": link.id, "plan_id": card.plan_id}
