@@ -37,6 +37,19 @@ def scene(member, link, owner, plan):
         coupons.issue(db.session, member_id=member.id, template_id=t.id,
                       source=coupons.Source("test"), key=f"scene:{i}")
     first_coupon = coupons.wallet(db.session, member.id, "available")[0][0]
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.campaigns.models import Activity, ActivityGift
+
+    db.session.add(Activity(kind="profile_completion", name="Complete your profile",
+                            code="PROFILE", description="Tell us a little more about you.",
+                            starts_at=clock.now() - timedelta(days=1),
+                            ends_at=clock.now() + timedelta(days=30), status="active",
+                            required_fields=["full_name", "born_on", "email", "mobile"],
+                            points=50, gifts=[ActivityGift(template_id=first_coupon.template_id,
+                                                           delay="days", delay_amount=1)]))
+    db.session.commit()
     return {"coupon": first_coupon, "member": member, "owner": owner, "link": link,
             "page": link.page, "card": card}
 
@@ -94,7 +107,7 @@ def test_member_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("mobile-change", "/me/mobile"), ("wallet", "/wallet"),
                       ("wallet-used", "/wallet?tab=used"),
                       ("coupon", f"/wallet/{scene['coupon'].id}"), ("inbox", "/inbox"),
-                      ("points", "/points")):
+                      ("points", "/points"), ("activity", "/activities/PROFILE")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     context.close()
