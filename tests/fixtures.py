@@ -99,3 +99,21 @@ def last_code(mobile: str) -> str:
         .order_by(OutboxMessage.id.desc()).limit(1).scalar()
     db.session.commit()
     return re.search(r"\b(\d{6})\b", body).group(1)
+
+
+def count_queries(client, url: str) -> int:
+    """SQL statements one GET of `url` runs (for "no N+1" tests)."""
+    from sqlalchemy import event
+
+    count = 0
+
+    def on_execute(*_args):
+        nonlocal count
+        count += 1
+
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+    return count

@@ -144,9 +144,8 @@ def _number(raw: str | None) -> int | None:
 
 
 def _tiers_page(plan, settings_form=None, level_form=None, status=200):
-    tiers = loyalty.tiers
 
-    settings = tiers.settings_for(db.session, plan.id)
+    settings = loyalty.tiers.settings_for(db.session, plan.id)
     db.session.commit()
     form = settings_form or TierSettingsForm(data={
         "enabled": settings.enabled, "recalc_day": settings.recalc_day or "",
@@ -168,7 +167,6 @@ def _plan_or_404(plan_id: int) -> CardPlan:
 @bp.route("/loyalty/<int:plan_id>/tiers", methods=["GET", "POST"])
 @staff_required(*MANAGERS)
 def tier_settings(plan_id: int):
-    tiers = loyalty.tiers
 
     plan = _plan_or_404(plan_id)
     form = TierSettingsForm()
@@ -180,7 +178,8 @@ def tier_settings(plan_id: int):
                 "validity_months": _number(form.validity_months.data),
                 "after_expiry": form.after_expiry.data}
         try:
-            tiers.save_settings(db.session, plan.id, data, operator_id=current_staff().id)
+            loyalty.tiers.save_settings(db.session, plan.id, data,
+                                        operator_id=current_staff().id)
         except LoyaltyError as e:
             apply_error(form, e)
             return _tiers_page(plan, settings_form=form, status=422)
@@ -193,14 +192,13 @@ def tier_settings(plan_id: int):
 @bp.post("/loyalty/<int:plan_id>/levels")
 @staff_required(*MANAGERS)
 def tier_level_add(plan_id: int):
-    tiers = loyalty.tiers
 
     plan = _plan_or_404(plan_id)
     form = TierLevelForm()
     if not form.validate_on_submit():
         abort(400)
     try:
-        tiers.save_level(db.session, plan.id, name=form.name.data,
+        loyalty.tiers.save_level(db.session, plan.id, name=form.name.data,
                          threshold=_number(form.threshold.data), rule=form.rule.data,
                          window_months=_number(form.window_months.data),
                          operator_id=current_staff().id)
@@ -213,7 +211,6 @@ def tier_level_add(plan_id: int):
 @bp.post("/loyalty/levels/<int:tier_id>/remove")
 @staff_required(*MANAGERS)
 def tier_level_remove(tier_id: int):
-    tiers = loyalty.tiers
     from portal.members.models import Tier
 
     tier = db.session.get(Tier, tier_id)
@@ -221,7 +218,7 @@ def tier_level_remove(tier_id: int):
         abort(404)
     plan_id = tier.plan_id
     try:
-        tiers.remove_level(db.session, tier_id, operator_id=current_staff().id)
+        loyalty.tiers.remove_level(db.session, tier_id, operator_id=current_staff().id)
     except LoyaltyError as e:
         flash(str(e), "error")
     return redirect(url_for("admin.tier_settings", plan_id=plan_id), 303)
@@ -230,13 +227,12 @@ def tier_level_remove(tier_id: int):
 @bp.post("/loyalty/<int:plan_id>/release")
 @staff_required(*MANAGERS)
 def tier_release(plan_id: int):
-    tiers = loyalty.tiers
 
     plan = _plan_or_404(plan_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
     try:
-        tiers.release(db.session, plan.id, operator_id=current_staff().id)
+        loyalty.tiers.release(db.session, plan.id, operator_id=current_staff().id)
     except LoyaltyError as e:
         flash(next(iter(e.details.get("errors", {}).values()), str(e)), "error")
     else:
@@ -249,9 +245,8 @@ def tier_release(plan_id: int):
 @bp.route("/loyalty/alarm", methods=["GET", "POST"])
 @staff_required(*MANAGERS)
 def points_alarm():
-    alarm = loyalty.alarm
 
-    current = alarm.settings(db.session)
+    current = loyalty.alarm.settings(db.session)
     db.session.commit()
     form = PointsAlarmForm(data=None if request.method == "POST" else {
         "daily_threshold": current.daily_threshold or "",
@@ -263,7 +258,7 @@ def points_alarm():
             if raw and not raw.isdigit():
                 raise LoyaltyError("invalid", "", errors={
                     "daily_threshold": _("A threshold above zero, or empty to switch it off.")})
-            alarm.save(db.session, daily_threshold=int(raw) if raw else None,
+            loyalty.alarm.save(db.session, daily_threshold=int(raw) if raw else None,
                        block_earning=form.block_earning.data,
                        block_redeeming=form.block_redeeming.data,
                        emails=[e.strip() for e in (form.emails.data or "").splitlines()
@@ -280,11 +275,10 @@ def points_alarm():
 @bp.post("/members/<int:member_id>/normal")
 @staff_required(*MANAGERS)
 def member_set_normal(member_id: int):
-    alarm = loyalty.alarm
 
     if not EmptyForm().validate_on_submit():
         abort(400)
-    alarm.set_normal(db.session, member_id, operator_id=current_staff().id)
+    loyalty.alarm.set_normal(db.session, member_id, operator_id=current_staff().id)
     flash(_("The member is marked normal again."), "success")
     return redirect(url_for("admin.member_detail", member_id=member_id), 303)
 
@@ -294,12 +288,11 @@ def member_set_normal(member_id: int):
 @bp.route("/loyalty/events", methods=["GET", "POST"])
 @staff_required(*MANAGERS)
 def interaction_events():
-    events = loyalty.events
 
     form = InteractionEventForm()
     if form.validate_on_submit():
         try:
-            events.save_event(db.session, key=form.key.data, name=form.name.data,
+            loyalty.events.save_event(db.session, key=form.key.data, name=form.name.data,
                               points=_number(form.points.data),
                               experience=_number(form.experience.data),
                               daily_cap=_number(form.daily_cap.data),
@@ -309,17 +302,17 @@ def interaction_events():
         except LoyaltyError as e:
             apply_error(form, e)
             return render("admin/loyalty/events.html", form=form,
-                          events=events.events(db.session), status=422)
+                          events=loyalty.events.events(db.session), status=422)
         flash(_("The event is saved."), "success")
         return redirect(url_for("admin.interaction_events"), 303)
-    return render("admin/loyalty/events.html", form=form, events=events.events(db.session),
+    return render("admin/loyalty/events.html", form=form,
+                  events=loyalty.events.events(db.session),
                   status=shown_status())
 
 
 @bp.post("/cards/<int:card_id>/tier")
 @staff_required(*MANAGERS)
 def card_tier(card_id: int):
-    tiers = loyalty.tiers
     from portal.members.models import MemberCard
 
     card = db.session.get(MemberCard, card_id)
@@ -327,7 +320,8 @@ def card_tier(card_id: int):
         abort(404)
     member_id = card.member_id
     try:
-        tiers.record_tier(db.session, card_id, request.form.get("tier_id", type=int) or 0,
+        loyalty.tiers.record_tier(db.session, card_id,
+                                  request.form.get("tier_id", type=int) or 0,
                           operator_id=current_staff().id)
     except LoyaltyError as e:
         flash(str(e), "error")

@@ -21,7 +21,6 @@ from portal.ledger import AccountKind
 from portal.members.models import Member, MemberCard
 
 log = logging.getLogger(__name__)
-PROFILE_FIELDS = ("full_name", "born_on", "gender", "address", "id_number", "email", "mobile")
 MAX_ATTEMPTS = 10
 
 

@@ -53,17 +53,6 @@ def window_start(months: int, now: datetime) -> datetime:
     return clock.start_of_local_day(add_months(today, -months))
 
 
-def qualifying(tiers: list[Tier], accumulated: int, windows: dict[int, int]) -> Tier:
-    """The highest tier whose rule the experience meets, matched from high to low."""
-    for tier in sorted(tiers, key=lambda t: t.rank, reverse=True):
-        if tier.rank == 0:
-            return tier
-        amount = accumulated if tier.rule == "accumulated" else windows.get(tier.window_months, 0)
-        if tier.threshold is not None and amount >= tier.threshold:
-            return tier
-    return min(tiers, key=lambda t: t.rank)
-
-
 def _sums(session: Session, member_ids: list[int], months: set[int],
           since: dict[int, datetime] | None = None) -> tuple[dict, dict, dict]:
     """Per member: all experience, experience per window, and experience since a date."""
@@ -128,8 +117,8 @@ def plan_tiers(session: Session, plan_id: int) -> PlanTiers | None:
 
 
 def _best(levels: list[Level], accumulated: int, windows: dict, member_id: int) -> Level:
-    """qualifying() for plain levels, reading window sums straight from the per-window
-    dicts (this runs once per card)."""
+    """The highest level whose rule the experience meets, matched from high to low;
+    window sums are read straight from the per-window dicts (this runs once per card)."""
     for level in levels:  # high to low
         if level.rank == 0:
             return level
@@ -261,10 +250,7 @@ def recalculate(session: Session, plan_id: int, *, mode: str = "release",
         return 0
     if mode == "release" and card_filter is None:
         return _release_in_sql(session, pt, plan_id)
-    # Dates are read only where the mode needs them (converting 200,000 costs seconds).
-    columns = CARD_COLUMNS if card_filter is not None or mode == "periodic" \
-        else CARD_COLUMNS[:3]
-    query = select(*columns).where(MemberCard.plan_id == plan_id)
+    query = select(*CARD_COLUMNS).where(MemberCard.plan_id == plan_id)
     if card_filter is not None:
         query = query.where(card_filter)
     cards = session.connection().execute(query.order_by(MemberCard.id)).all()
@@ -288,9 +274,6 @@ def recalculate(session: Session, plan_id: int, *, mode: str = "release",
             targets = {c.id: _target(pt, c, accumulated, windows, mode, since_sums)
                        for c in chunk}
             moved += _apply(session, pt, chunk, targets, renew=renew)
-            if mode == "release":
-                session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id)
-                                .values(recalc_done=TierSettings.recalc_done + len(chunk)))
     return moved
 
 
@@ -334,9 +317,7 @@ def release(session: Session, plan_id: int, *, operator_id: int) -> TierSettings
         pt = plan_tiers(session, plan_id)
         if pt is None:
             raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Save the tier settings first."))
-        if pt.settings.is_running:
-            raise LoyaltyError(LoyaltyErrorCode.INVALID,
-                               _("A recalculation is running: wait for it to finish."))
+        _check_unlocked(pt.settings)
         errors = check_levels(pt.tiers)
         if errors:
             raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Please correct the levels."),
@@ -393,6 +374,13 @@ def daily_tiers(session: Session) -> dict:
     return results
 
 
+def _check_unlocked(settings: TierSettings) -> None:
+    """Settings and levels wait while a release recalculates (spec 2.11)."""
+    if settings.is_running:
+        raise LoyaltyError(LoyaltyErrorCode.INVALID,
+                           _("A recalculation is running: wait for it to finish."))
+
+
 def settings_for(session: Session, plan_id: int) -> TierSettings:
     """The plan's tier settings, made (off) on first use."""
     settings = session.scalar(select(TierSettings).where(TierSettings.plan_id == plan_id))
@@ -423,9 +411,7 @@ def save_settings(session: Session, plan_id: int, data: dict, *,
         errors["recalc_day"] = _("A day from 1 to 28, or none.")
     with transaction(session):
         settings = settings_for(session, plan_id)
-        if settings.is_running:
-            raise LoyaltyError(LoyaltyErrorCode.INVALID,
-                               _("A recalculation is running: wait for it to finish."))
+        _check_unlocked(settings)
         # Spec 2.1/2.122: free to switch until levels are released; never off after.
         if bool(data.get("enabled")) != settings.enabled and settings.released_at is not None:
             errors["enabled"] = _("Computed tiers stay on once released.")
@@ -460,9 +446,7 @@ def save_level(session: Session, plan_id: int, *, name: str, threshold: int | No
         errors["name"] = _("Give the level a name of at most 60 characters.")
     with transaction(session):
         settings = settings_for(session, plan_id)
-        if settings.is_running:
-            raise LoyaltyError(LoyaltyErrorCode.INVALID,
-                               _("A recalculation is running: wait for it to finish."))
+        _check_unlocked(settings)
         tiers = list(session.scalars(select(Tier).where(Tier.plan_id == plan_id)
                                      .order_by(Tier.rank)))
         if tier_id is None:
@@ -498,9 +482,7 @@ def remove_level(session: Session, tier_id: int, *, operator_id: int) -> None:
         tier = session.get(Tier, tier_id)
         if tier is None or tier.rank == 0:
             raise LoyaltyError(LoyaltyErrorCode.INVALID, _("The lowest level stays."))
-        if settings_for(session, tier.plan_id).is_running:
-            raise LoyaltyError(LoyaltyErrorCode.INVALID,
-                               _("A recalculation is running: wait for it to finish."))
+        _check_unlocked(settings_for(session, tier.plan_id))
         top = session.scalar(select(func.max(Tier.rank)).where(Tier.plan_id == tier.plan_id))
         if tier.rank != top:
             raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Remove the highest level first."))

@@ -56,13 +56,13 @@ def test_a_local_late_night_counts_as_that_local_day():
     assert tiers.tier_until(settings, gold, late) == _local(2026, 3, 1)  # kept through 28 Feb
 
 
-def test_qualifying_matches_from_high_to_low():
-    levels = [Tier(id=1, rank=0, name="Member"),
-              Tier(id=2, rank=1, name="Silver", rule="accumulated", threshold=100),
-              Tier(id=3, rank=2, name="Gold", rule="window", window_months=12, threshold=500)]
-    assert tiers.qualifying(levels, 150, {12: 600}).name == "Gold"
-    assert tiers.qualifying(levels, 150, {12: 10}).name == "Silver"
-    assert tiers.qualifying(levels, 50, {12: 10}).name == "Member"
+def test_levels_are_matched_from_high_to_low():
+    levels = [tiers.Level(3, 2, 500, "window", 12),          # Gold, high to low
+              tiers.Level(2, 1, 100, "accumulated", None),   # Silver
+              tiers.Level(1, 0, None, None, None)]           # Member
+    assert tiers._best(levels, 150, {12: {7: 600}}, 7).id == 3
+    assert tiers._best(levels, 150, {12: {7: 10}}, 7).id == 2
+    assert tiers._best(levels, 50, {12: {7: 10}}, 7).id == 1
 
 
 @pytest.fixture

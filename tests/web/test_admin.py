@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
 from portal.db import db
 from portal.members.models import Member, RegistrationPage, TrackingLink
 from portal.staff.models import AuditEntry
 from tests.factories import PASSWORD, MemberFactory
-from tests.fixtures import sign_in_as
+from tests.fixtures import count_queries, sign_in_as
 
 
 def test_staff_sign_in_with_password(client, owner):
@@ -107,21 +106,6 @@ def test_member_list_active_search_returns_only_the_results(owner_client, member
     assert '<div id="results">' in body and "<html" not in body and "<form" not in body
 
 
-def _count_queries(client, url):
-    count = 0
-
-    def before(*_args, **_kwargs):
-        nonlocal count
-        count += 1
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        assert client.get(url).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    return count
-
-
 def test_member_list_query_count_does_not_grow_with_rows(owner_client, plan):
     from portal.db import transaction
     from portal.members.services import issue_card
@@ -133,9 +117,9 @@ def test_member_list_query_count_does_not_grow_with_rows(owner_client, plan):
                 issue_card(db.session, db.session.merge(m), plan)
 
     add(3)
-    few = _count_queries(owner_client, "/admin/members")
+    few = count_queries(owner_client, "/admin/members")
     add(20)
-    many = _count_queries(owner_client, "/admin/members")
+    many = count_queries(owner_client, "/admin/members")
     assert few == many
 
 

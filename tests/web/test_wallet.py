@@ -12,7 +12,7 @@ from portal.coupons.models import ClaimLink, Coupon
 from portal.db import db
 from portal.members.models import Member
 from tests.factories import CouponTemplateFactory
-from tests.fixtures import last_code, sign_in_as
+from tests.fixtures import count_queries, last_code, sign_in_as
 
 
 def _give(member, template, key="k", quantity=1):
@@ -126,27 +126,11 @@ def test_unknown_claim_link_is_404(client):
 
 
 def test_wallet_query_count_does_not_grow_with_coupons(member_client, member):
-    from sqlalchemy import event
-
-    def count():
-        n = 0
-
-        def on_execute(*_args):
-            nonlocal n
-            n += 1
-
-        event.listen(db.engine, "before_cursor_execute", on_execute)
-        try:
-            assert member_client.get("/wallet").status_code == 200
-        finally:
-            event.remove(db.engine, "before_cursor_execute", on_execute)
-        return n
-
     _give(member, CouponTemplateFactory(), key="a", quantity=2)
-    few = count()
+    few = count_queries(member_client, "/wallet")
     for i in range(4):
         _give(member, CouponTemplateFactory(), key=f"b{i}", quantity=10)
-    assert count() == few
+    assert count_queries(member_client, "/wallet") == few
 
 
 def test_coupon_dates_are_the_merchants_days(member_client, member):
