@@ -229,10 +229,15 @@ def _release_in_sql(session: Session, pt: PlanTiers, plan_id: int) -> int:
                                          MemberCard.tier_id != target)
                 .values(tier_id=target, tier_since_at=now, tier_until_at=until)
                 .execution_options(synchronize_session=False)).rowcount
-            # Cards without any experience belong in the lowest level.
+            # Cards of members without an experience account belong in the lowest level
+            # (an account with no entries is in `sums` already, by the outer join). An
+            # index lookup, not the sums again.
+            has_account = select(ledger.Account.id).where(
+                ledger.Account.kind == AccountKind.EXPERIENCE,
+                ledger.Account.owner_type == "member",
+                ledger.Account.owner_id == MemberCard.member_id).exists()
             moved += session.execute(
-                update(MemberCard).where(in_chunk, MemberCard.tier_id != base.id,
-                                         MemberCard.member_id.not_in(select(sums.c.member_id)))
+                update(MemberCard).where(in_chunk, MemberCard.tier_id != base.id, ~has_account)
                 .values(tier_id=base.id, tier_since_at=now, tier_until_at=None)
                 .execution_options(synchronize_session=False)).rowcount
             session.execute(update(TierSettings).where(TierSettings.plan_id == plan_id).values(
