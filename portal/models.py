@@ -37,12 +37,17 @@ from portal.members.models import (  # noqa: F401
     OneTimeCode,
     RegistrationField,
     RegistrationPage,
+    Segment,
     Store,
     Tag,
     Tier,
     TrackingLink,
 )
-from portal.notifications.models import InboxMessage, OutboxMessage  # noqa: F401
+from portal.notifications.models import (  # noqa: F401
+    InboxMessage,
+    MessageSetting,
+    OutboxMessage,
+)
 from portal.staff.models import AuditEntry, StaffUser  # noqa: F401
 
 metadata = Base.metadata

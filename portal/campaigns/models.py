@@ -2,7 +2,7 @@
 the gifts they are owed: delayed ones are grant rows with a due time."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
@@ -19,6 +19,11 @@ class ActivityStatus(StrEnum):
     ARCHIVED = "archived"
 
 
+class ActivityKind(StrEnum):
+    PROFILE_COMPLETION = "profile_completion"
+    REENGAGEMENT = "reengagement"
+
+
 class Activity(Base):
     __tablename__ = "activities"
 
@@ -30,12 +35,21 @@ class Activity(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())   # exclusive
     description: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(10), default=ActivityStatus.DRAFT)
-    # Profile completion: the fields to complete; scope: plans and tiers (empty: all).
+    # Profile completion: the fields to complete. Scope / audience: plans, tiers and (for
+    # re-engagement) segments and tags; all empty means every member.
     required_fields: Mapped[list] = mapped_column(JSON, default=list)
     plan_ids: Mapped[list] = mapped_column(JSON, default=list)
     tier_ids: Mapped[list] = mapped_column(JSON, default=list)
+    segment_ids: Mapped[list] = mapped_column(JSON, default=list)
+    tag_ids: Mapped[list] = mapped_column(JSON, default=list)
     points: Mapped[int] = mapped_column(default=0)
+    # Re-engagement: days since the last purchase (or joining) that make a member lapsed,
+    # and the local day the daily scan last ran.
+    lapse_days: Mapped[int | None]
+    last_scan_on: Mapped[date | None]
+    notify: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     gifts: Mapped[list[ActivityGift]] = relationship(
         back_populates="activity", order_by="ActivityGift.id", cascade="all, delete-orphan")
@@ -74,14 +88,17 @@ class ActivityGift(Base):
 
 
 class Participation(Base):
-    """A member took part in an activity: once each (the unique constraint decides)."""
+    """A member took part in an activity: once each per occasion (the unique constraint
+    decides). A profile completion gift has one occasion (""); a re-engagement gift one
+    per lapse, named by the moment the member's lapse counts from."""
 
     __tablename__ = "activity_participations"
-    __table_args__ = (UniqueConstraint("activity_id", "member_id"),)
+    __table_args__ = (UniqueConstraint("activity_id", "member_id", "occasion"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    occasion: Mapped[str] = mapped_column(String(40), default="")
     points: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 

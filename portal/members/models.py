@@ -95,6 +95,20 @@ class Tag(Base):
     name: Mapped[str] = mapped_column(String(40), unique=True)
 
 
+class Segment(Base):
+    """Saved rules over member attributes (see portal.members.segments), matched all or
+    any, compiled to one SQL condition."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    match: Mapped[str] = mapped_column(String(3), default="all")     # all, any
+    rules: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class AttributeKind(StrEnum):
     TEXT = "text"
     NUMBER = "number"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal import clock
@@ -22,14 +22,40 @@ class OutboxStatus(StrEnum):
     FAILED = "failed"
 
 
+class MessageKind(StrEnum):
+    COUPON_ARRIVED = "coupon_arrived"
+    GIFT_DELIVERED = "gift_delivered"
+    TIER_CHANGED = "tier_changed"
+    POINTS_EXPIRING = "points_expiring"
+
+
+class MessageSetting(Base):
+    """The merchant's switch for one kind of member message (no row: on, e-mail on)."""
+
+    __tablename__ = "message_settings"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    email: Mapped[bool] = mapped_column(default=True)
+    # Points expiring: how many days ahead members are told.
+    lead_days: Mapped[int] = mapped_column(default=30)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class InboxMessage(Base):
-    """A message in the member's in-portal inbox."""
+    """A message in the member's in-portal inbox. A message of a known `kind` is worded
+    when shown, from `params`, in the reader's language; `title` and `body` are kept as
+    written for the rest. `dedupe_key` makes a message that must go once go once."""
 
     __tablename__ = "inbox_messages"
-    __table_args__ = (Index("ix_inbox_messages_member", "member_id", "id"),)
+    __table_args__ = (Index("ix_inbox_messages_member", "member_id", "id"),
+                      UniqueConstraint("member_id", "dedupe_key"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(32), default="notice")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(120))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")
     link: Mapped[str | None] = mapped_column(String(300))
