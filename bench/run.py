@@ -9,6 +9,9 @@
 - recalc_ratio.tiers_200k: recalculating tiers for 200,000 members, divided by one
   GROUP BY over their experience entries; peak_rss_mb.tiers_200k: the recalculation's
   peak Python memory (tracemalloc, on a second, traced run), not the process RSS.
+- scan_ratio.reengagement_200k: the re-engagement scan over 200,000 members (10% lapsed),
+  divided by one SELECT of the lapsed ids; rescan_grants.reengagement_200k: the grants a
+  second scan makes (must be 0).
 Also written to bench/results.json.
 """
 from __future__ import annotations
@@ -246,6 +249,78 @@ def _tiers_ratio(app, count: int = 200_000) -> tuple[float, float]:
         return recalc / group_by, peak_mb
 
 
+def _reengagement(app, count: int = 200_000) -> tuple[float, int]:
+    """The re-engagement scan over `count` members, 10% of them lapsed, over one SELECT of
+    the lapsed ids (both best of three, measured here); then the grants a second scan
+    makes (it must make none)."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete, insert, select
+
+    from portal.campaigns import reengagement
+    from portal.campaigns.models import Activity, ActivityGift, Grant, Participation
+    from portal.coupons.models import CouponTemplate
+    from portal.members.models import CardPlan, Member, MemberCard, Tier
+
+    with app.app_context():
+        session = db.session
+        now = clock.now()
+        with transaction(session):
+            plan = CardPlan(name="Bench lapses", currency="CNY", validity_days=None)
+            session.add(plan)
+            session.flush()
+            tier = Tier(plan_id=plan.id, name="Member", rank=0)
+            template = CouponTemplate(kind="cash", internal_name="bench-back", title="¥5 off",
+                                      currency="CNY", amount_minor=500,
+                                      validity_kind="relative", starts_after_days=0,
+                                      valid_days=30, status="active", product_ids=[],
+                                      extra_fields={}, channels=["POS", "ONLINE"])
+            session.add_all([tier, template])
+            session.flush()
+            ids = session.execute(insert(Member).returning(Member.id), [
+                {"full_name": "", "mobile": f"+86137{i:08d}", "mobile_verified": True,
+                 "custom": {}, "status": "normal", "session_version": 1,
+                 "became_member_at": now - timedelta(days=400),
+                 "last_purchase_at": now - timedelta(days=40 if i % 10 == 0 else i % 29)}
+                for i in range(count)]).scalars().all()
+            session.execute(insert(MemberCard), [
+                {"number": f"8{i:015d}", "member_id": m, "plan_id": plan.id,
+                 "tier_id": tier.id, "status": "active", "issued_at": now}
+                for i, m in enumerate(ids)])
+            activity = Activity(kind="reengagement", name="Bench", code="BENCH-BACK",
+                                starts_at=now - timedelta(days=1),
+                                ends_at=now + timedelta(days=30), status="active",
+                                lapse_days=30, plan_ids=[plan.id],
+                                gifts=[ActivityGift(template_id=template.id)])
+            session.add(activity)
+            session.flush()
+            activity_id = activity.id
+        cutoff = reengagement.lapsed_before(clock.today(), 30)
+
+        def select_once() -> float:
+            start = time.perf_counter()
+            found = session.execute(select(Member.id).where(
+                reengagement.lapse_start() <= cutoff)).scalars().all()
+            session.rollback()
+            assert len(found) >= count // 10, len(found)
+            return time.perf_counter() - start
+
+        def scan_once() -> float:
+            with transaction(session):
+                session.execute(delete(Grant))
+                session.execute(delete(Participation))
+            start = time.perf_counter()
+            assert reengagement.scan(session, activity_id) == count // 10
+            return time.perf_counter() - start
+
+        selected = min(select_once() for _ in range(3))
+        scanned = min(scan_once() for _ in range(3))
+        before = session.query(Grant).count()
+        reengagement.scan(session, activity_id)
+        regranted = session.query(Grant).count() - before
+        return scanned / selected, regranted
+
+
 def main() -> dict[str, float]:
     app, ids = _setup()
     member = _client(app, "m", ids["member"])
@@ -272,6 +347,9 @@ def main() -> dict[str, float]:
     ratio, peak = _tiers_ratio(app)
     results["recalc_ratio.tiers_200k"] = round(ratio, 2)
     results["peak_rss_mb.tiers_200k"] = round(peak)
+    ratio, regranted = _reengagement(app)
+    results["scan_ratio.reengagement_200k"] = round(ratio, 2)
+    results["rescan_grants.reengagement_200k"] = regranted
     results["queries.registration_page"] = _queries(app, app.test_client(), "/r/join")
     for name, url in {"admin_members": "/admin/members", "admin_pages": "/admin/pages",
                       "admin_page_edit": "/admin/pages/1",

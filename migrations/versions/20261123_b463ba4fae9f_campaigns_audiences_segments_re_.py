@@ -48,7 +48,11 @@ def upgrade() -> None:
     with op.batch_alter_table('activity_participations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('occasion', sa.String(length=40), nullable=False, server_default=''))
         batch_op.drop_constraint(batch_op.f('uq_activity_participations_activity_id_member_id'), type_='unique')
+        batch_op.drop_index(batch_op.f('ix_activity_participations_member_id'))
         batch_op.create_unique_constraint(batch_op.f('uq_activity_participations_activity_id_member_id_occasion'), ['activity_id', 'member_id', 'occasion'])
+
+    with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_grants_participation_id'), ['participation_id'], unique=False)
 
     with op.batch_alter_table('inbox_messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('kind', sa.String(length=32), nullable=False, server_default='notice'))
@@ -65,9 +69,13 @@ def downgrade() -> None:
         batch_op.drop_column('params')
         batch_op.drop_column('kind')
 
+    with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_grants_participation_id'))
+
     with op.batch_alter_table('activity_participations', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_activity_participations_activity_id_member_id_occasion'), type_='unique')
         batch_op.create_unique_constraint(batch_op.f('uq_activity_participations_activity_id_member_id'), ['activity_id', 'member_id'])
+        batch_op.create_index(batch_op.f('ix_activity_participations_member_id'), ['member_id'], unique=False)
         batch_op.drop_column('occasion')
 
     with op.batch_alter_table('activities', schema=None) as batch_op:

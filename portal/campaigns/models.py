@@ -97,7 +97,9 @@ class Participation(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id"))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    # No index of its own: lookups go by activity first (the unique constraint's order),
+    # and the daily scan inserts thousands of rows at once.
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     occasion: Mapped[str] = mapped_column(String(40), default="")
     points: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
@@ -113,7 +115,8 @@ class Grant(Base):
     __table_args__ = (Index("ix_grants_pending", "delivered_at", "due_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    participation_id: Mapped[int] = mapped_column(ForeignKey("activity_participations.id"))
+    participation_id: Mapped[int] = mapped_column(ForeignKey("activity_participations.id"),
+                                                  index=True)
     gift_id: Mapped[int] = mapped_column(ForeignKey("activity_gifts.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())

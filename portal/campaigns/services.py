@@ -193,3 +193,6 @@ def gift_titles(session: Session, activity: Activity) -> dict[int, str]:
         else:
             out[gift.id] = session.get(CouponPackage, gift.package_id).name
     return out
+
+
+from portal.campaigns import reengagement  # noqa: E402,F401 - registers the daily scan
