@@ -75,8 +75,8 @@ def load(overrides: dict | None = None) -> dict:
         "EMAIL_SENDER": _env("EMAIL_SENDER", "log"),
         "SMTP_URL": _env("SMTP_URL"),
         "MAIL_FROM": _env("MAIL_FROM"),
-        # Also e-mail members what lands in their inbox (when they gave an address).
-        "EMAIL_NOTIFICATIONS": _flag("EMAIL_NOTIFICATIONS", False),
+        # Member messages are e-mailed as the merchant's message settings say (per kind,
+        # /admin/messages); EMAIL_SENDER decides how mail leaves ("log": it does not).
         # Proxies in front of the app whose X-Forwarded-* headers are trusted (0: none).
         "PROXY_COUNT": int(_env("PROXY_COUNT", "0")),
         # The dev banner shows the last code sent to a number; never on in production.

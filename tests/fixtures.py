@@ -117,3 +117,26 @@ def count_queries(client, url: str) -> int:
     finally:
         event.remove(db.engine, "before_cursor_execute", on_execute)
     return count
+
+
+@pytest.fixture
+def tiered(plan, owner):
+    """Computed tiers on `plan`: Member (0) / Silver 100 accumulated / Gold 300 in 12
+    months; 6-month validity, adjusted in real time (not released yet)."""
+    from portal.loyalty import tiers
+
+    tiers.save_settings(db.session, plan.id, {"enabled": True, "on_change": "realtime",
+                                              "validity": "months", "validity_months": 6,
+                                              "after_expiry": "rule"}, operator_id=owner.id)
+    tiers.save_level(db.session, plan.id, name="Silver", threshold=100, rule="accumulated",
+                     window_months=None, operator_id=owner.id)
+    tiers.save_level(db.session, plan.id, name="Gold", threshold=300, rule="window",
+                     window_months=12, operator_id=owner.id)
+    return plan
+
+
+def add_experience(session, member, owner, delta: int, key: str) -> None:
+    from portal.loyalty import services as loyalty
+
+    loyalty.adjust(session, member_id=member.id, kind="experience", delta=delta,
+                   reason="test", key=key, operator_id=owner.id)

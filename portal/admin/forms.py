@@ -246,3 +246,33 @@ class InteractionEventForm(FlaskForm):
     daily_cap = StringField(_l("At most per day"), render_kw={"inputmode": "numeric"})
     monthly_cap = StringField(_l("At most per month"), render_kw={"inputmode": "numeric"})
     total_cap = StringField(_l("At most ever"), render_kw={"inputmode": "numeric"})
+
+
+# --- activities ------------------------------------------------------------------------------
+
+def _checkboxes(label):
+    return SelectMultipleField(label, choices=[], validate_choice=False,
+                               widget=ListWidget(prefix_label=False),
+                               option_widget=CheckboxInput())
+
+
+class ActivityForm(FlaskForm):
+    """An activity's own fields; the gift rows are read from the request by the view
+    (`gift-<i>-<name>`), as many as the merchant filled in."""
+
+    name = StringField(_l("Activity name"), render_kw={"maxlength": 120, "required": True})
+    code = StringField(_l("Activity code"), render_kw={"maxlength": 40, "required": True,
+                                                       "autocapitalize": "characters"})
+    starts_at = StringField(_l("Starts"), render_kw={"type": "datetime-local",
+                                                     "required": True})
+    ends_at = StringField(_l("Ends"), render_kw={"type": "datetime-local", "required": True})
+    description = TextAreaField(_l("Description and terms"), render_kw={"rows": 3})
+    required_fields = _checkboxes(_l("Fields to complete"))
+    plan_ids = _checkboxes(_l("Card plans"))
+    tier_ids = _checkboxes(_l("Tiers"))
+    segment_ids = _checkboxes(_l("Segments"))
+    tag_ids = _checkboxes(_l("Tags"))
+    points = StringField(_l("Points"), default="0", render_kw={"inputmode": "numeric"})
+    lapse_days = StringField(_l("Days since the last purchase"),
+                             render_kw={"inputmode": "numeric"})
+    notify = BooleanField(_l("Tell members when their gift arrives"), default=True)

@@ -210,4 +210,11 @@ def audit():
                   else [])
 
 
-from portal.admin import coupons, loyalty, pages  # noqa: E402,F401 - register routes on bp
+from portal.admin import (  # noqa: E402,F401 - register routes on bp
+    activities,
+    coupons,
+    loyalty,
+    messages,
+    pages,
+    segments,
+)

@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import clock, jobs, ledger
 from portal.campaigns.errors import CampaignError, CampaignErrorCode
-from portal.campaigns.models import Activity, ActivityGift, Grant, Participation
+from portal.campaigns.models import (
+    Activity,
+    ActivityGift,
+    ActivityKind,
+    Grant,
+    Participation,
+)
 from portal.coupons import services as coupons
 from portal.coupons.errors import CouponError
 from portal.db import transaction
@@ -113,38 +119,59 @@ def claim(session: Session, activity_id: int, member_id: int) -> Participation:
                 ledger.post(session, account, activity.points, reason="activity",
                             key=f"activity:{activity.id}", source=("activity", activity.id),
                             expires_at=points_expiry(rule_for_member(session, member.id), now))
+            arrived = []
             for gift in activity.gifts:
                 grant = Grant(participation_id=participation.id, gift_id=gift.id,
                               member_id=member.id, due_at=due_at(gift, now))
                 session.add(grant)
                 session.flush()
-                if gift.delay == "instant":
-                    _deliver(session, grant, gift, activity)
+                if gift.delay == "instant" and _deliver(session, grant, gift, activity):
+                    arrived.append(gift)
+            if activity.notify and (arrived or activity.points):
+                _tell_gift(session, activity, member.id, arrived, activity.points)
             return participation
     except IntegrityError:
         session.rollback()
         raise _refusal(CampaignErrorCode.ALREADY_CLAIMED) from None
 
 
-def _deliver(session: Session, grant: Grant, gift: ActivityGift, activity: Activity) -> None:
-    """Issue a grant's coupons and mark it delivered, in the caller's transaction.
+def _deliver(session: Session, grant: Grant, gift: ActivityGift, activity: Activity) -> bool:
+    """Issue a grant's coupons and mark it delivered, in the caller's transaction; False
+    if another worker had it already.
 
     The conditional UPDATE claims the grant: a second worker gets no row and skips it;
-    the coupons' idempotency key makes a retry after a crash harmless too."""
+    the coupons' idempotency key makes a retry after a crash harmless too. A re-engagement
+    gift tells the member "coupon arrived" (when the activity and the merchant's message
+    settings say so); a profile completion gift says "gift delivered" instead, once for
+    what arrives together."""
     now = clock.now()
     taken = session.execute(update(Grant).where(Grant.id == grant.id,
                                                 Grant.delivered_at.is_(None))
                             .values(delivered_at=now)).rowcount
     if taken == 0:
-        return
+        return False
     coupons.issue(session, member_id=grant.member_id, template_id=gift.template_id,
                   package_id=gift.package_id, quantity=gift.quantity,
                   source=coupons.Source("activity", ref=activity.code),
-                  key=f"grant:{grant.id}", valid_window=gift_window(gift, now))
+                  key=f"grant:{grant.id}", valid_window=gift_window(gift, now),
+                  notify=activity.notify and activity.kind == ActivityKind.REENGAGEMENT)
+    return True
+
+
+def _tell_gift(session: Session, activity: Activity, member_id: int,
+               gifts: list[ActivityGift], points: int = 0) -> None:
+    from portal.notifications import services as notifications
+    from portal.notifications.models import MessageKind
+
+    titles = gift_titles(session, activity)
+    notifications.send(session, MessageKind.GIFT_DELIVERED, member_id, {
+        "activity": activity.name, "points": points,
+        "titles": [f"{titles[g.id]} × {g.quantity}" if g.quantity > 1 else titles[g.id]
+                   for g in gifts]})
 
 
 @jobs.on_tick("deliver_grants")
-def deliver_due(session: Session, limit: int = 500) -> int:
+def deliver_due(session: Session, limit: int = 1000) -> int:
     """Deliver delayed gifts whose time has come; each in its own transaction, so one
     that fails (out of stock) is retried later without holding up the others."""
     due = session.scalars(select(Grant.id).where(Grant.delivered_at.is_(None),
@@ -161,8 +188,11 @@ def deliver_due(session: Session, limit: int = 500) -> int:
                     .where(Grant.id == grant_id).with_for_update(skip_locked=True))
                 if grant is None or grant.delivered_at is not None:
                     continue
-                _deliver(session, grant, grant.gift, grant.gift.activity)
-                delivered += 1
+                activity = grant.gift.activity
+                if _deliver(session, grant, grant.gift, activity):
+                    delivered += 1
+                    if activity.notify and activity.kind == ActivityKind.PROFILE_COMPLETION:
+                        _tell_gift(session, activity, grant.member_id, [grant.gift])
         except CouponError as e:
             with transaction(session):
                 session.execute(update(Grant).where(Grant.id == grant_id).values(

@@ -30,6 +30,7 @@ from portal.coupons.models import (
 from portal.db import transaction
 from portal.members.models import Member
 from portal.money import Money
+from portal.notifications.models import MessageKind
 from portal.staff.services import record
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
@@ -71,8 +72,10 @@ def validity(template: CouponTemplate, received_at: datetime) -> tuple[datetime,
 def issue(session: Session, *, member_id: int, source: Source, key: str,
           template_id: int | None = None, package_id: int | None = None, quantity: int = 1,
           operator_id: int | None = None,
-          valid_window: tuple[datetime, datetime] | None = None) -> list[Coupon]:
-    """Give a member `quantity` of a template, or of a package, all or nothing.
+          valid_window: tuple[datetime, datetime] | None = None,
+          notify: bool = True) -> list[Coupon]:
+    """Give a member `quantity` of a template, or of a package, all or nothing; with
+    `notify` (and the "coupon arrived" message on) the member is told.
 
     The same `key` twice issues once (the second call returns the first call's coupons).
     Inventory is taken with conditional UPDATEs and the per-member limit counts every
@@ -86,7 +89,7 @@ def issue(session: Session, *, member_id: int, source: Source, key: str,
     try:
         return _issue(session, member_id=member_id, source=source, key=key,
                       template_id=template_id, package_id=package_id, quantity=quantity,
-                      operator_id=operator_id, valid_window=valid_window)
+                      operator_id=operator_id, valid_window=valid_window, notify=notify)
     except IntegrityError:
         # The same key was issued meanwhile by a parallel call: return what it gave.
         coupons = issued_for_key(session, key)
@@ -104,7 +107,7 @@ def issued_for_key(session: Session, key: str) -> list[Coupon] | None:
 
 
 def _issue(session, *, member_id, source, key, template_id, package_id, quantity,
-           operator_id, valid_window=None) -> list[Coupon]:
+           operator_id, valid_window=None, notify=True) -> list[Coupon]:
     with transaction(session):
         done = issued_for_key(session, key)
         if done is not None:
@@ -139,7 +142,8 @@ def _issue(session, *, member_id, source, key, template_id, package_id, quantity
                    after={"template_id": template_id, "package_id": package_id,
                           "quantity": quantity, "reason": source.reason,
                           "codes": [c.code for c in coupons]})
-        _notify(session, member, coupons, lines)
+        if notify:
+            _notify(session, member, coupons, lines)
         return coupons
 
 
@@ -212,12 +216,11 @@ def _count_for_member(session: Session, template: CouponTemplate, member_id: int
 def _notify(session: Session, member: Member, coupons: list[Coupon], lines) -> None:
     from portal.notifications import services as notifications
 
-    titles = ", ".join(f"{t.title} × {n}" if n > 1 else t.title for t, n in lines)
-    notifications.notify_member(
-        session, member,
-        title=_("New coupon in your wallet"),
-        body=_("You received: %(titles)s.", titles=titles),
-        link="/wallet")
+    # Worded when read, in the member's language; nothing if the merchant switched
+    # "coupon arrived" off.
+    notifications.send(session, MessageKind.COUPON_ARRIVED, member.id,
+                       {"titles": [f"{t.title} × {n}" if n > 1 else t.title
+                                   for t, n in lines]})
 
 
 # --- the wallet ------------------------------------------------------------------------
@@ -830,7 +833,6 @@ def issue_bulk(session: Session, *, template_id: int, member_ids: list[int], sou
         if notify:
             from portal.notifications import services as notifications
 
-            notifications.notify_many(
-                session, allowed, title=_("New coupon in your wallet"),
-                body=_("You received: %(titles)s.", titles=template.title), link="/wallet")
+            notifications.send(session, MessageKind.COUPON_ARRIVED, allowed,
+                               {"titles": [template.title]})
         return len(allowed)

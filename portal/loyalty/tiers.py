@@ -153,18 +153,34 @@ def _target(pt: PlanTiers, card, accumulated, windows, mode: str, since_sums=Non
 def _apply(session: Session, pt: PlanTiers, cards, targets: dict,
            renew: bool = False) -> int:
     """Move cards to their targets: one UPDATE per target tier (every card moving to a
-    tier gets the same dates). Returns how many moved."""
+    tier gets the same dates), and tell the members whose tier really changed: one
+    message call per new tier and direction. Returns how many moved."""
     now = clock.now()
     moving: dict[int, list[int]] = {}
+    changed: dict[tuple[int, bool], list[int]] = {}
+    lowest = pt.levels[-1]
     for card in cards:
         target = targets[card.id]
         if target.id != card.tier_id or renew:
             moving.setdefault(target.id, []).append(card.id)
+        if target.id != card.tier_id:
+            current = pt.level_by_id.get(card.tier_id) or lowest
+            changed.setdefault((target.id, target.rank > current.rank), []).append(
+                card.member_id)
     by_id = {t.id: t for t in pt.tiers}
     for tier_id, card_ids in moving.items():  # a handful of tiers: one UPDATE each
         session.execute(update(MemberCard).where(MemberCard.id.in_(card_ids))
                         .values(tier_id=tier_id, tier_since_at=now,
                                 tier_until_at=tier_until(pt.settings, by_id[tier_id], now)))
+    if changed:
+        from portal.members.models import CardPlan
+        from portal.notifications import services as notifications
+        from portal.notifications.models import MessageKind
+
+        plan = session.get(CardPlan, pt.settings.plan_id)
+        for (tier_id, up), member_ids in changed.items():
+            notifications.send(session, MessageKind.TIER_CHANGED, member_ids,
+                               {"tier": by_id[tier_id].name, "plan": plan.name, "up": up})
     return sum(len(ids) for ids in moving.values())
 
 
@@ -195,7 +211,12 @@ def _release_in_sql(session: Session, pt: PlanTiers, plan_id: int) -> int:
     """Release mode for a whole plan, in the database: per chunk of cards one UPDATE ...
     FROM over per-card experience sums, the levels matched high to low by a CASE. The
     sums are keyed by card and outer-joined, so a card whose member has no experience
-    account (sums NULL, no rule met) falls to the lowest level in the same statement."""
+    account (sums NULL, no rule met) falls to the lowest level in the same statement.
+
+    Silent on purpose: the first release sorts a whole plan (200,000 cards at a launch)
+    into tiers for the first time; a "tier changed" message (and e-mail) to every member at
+    once would be noise, and the release benchmark measures this path without it. Later
+    changes, through `_apply`, do tell members."""
     from sqlalchemy import and_, case, literal
 
     now = clock.now()

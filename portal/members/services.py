@@ -1077,19 +1077,24 @@ def set_tags(session: Session, member_id: int, names: list[str], *,
         existing = {t.name: t for t in session.scalars(select(Tag).where(Tag.name.in_(clean)))}
         tags = []
         for name in clean:
-            tag = existing.get(name)
-            if tag is None:
-                try:
-                    with session.begin_nested():
-                        tag = Tag(name=name)
-                        session.add(tag)
-                except IntegrityError:  # created meanwhile by another request
-                    tag = session.scalar(select(Tag).where(Tag.name == name))
-            tags.append(tag)
+            tags.append(existing.get(name) or tag_named(session, name))
         member.tags = tags
         record(session, operator_id, "member.tags", member, before={"tags": before},
                after={"tags": clean})
         return member
+
+
+def tag_named(session: Session, name: str) -> Tag:
+    """The tag of that name, created on first use (also when two requests race)."""
+    tag = session.scalar(select(Tag).where(Tag.name == name))
+    if tag is None:
+        try:
+            with session.begin_nested():
+                tag = Tag(name=name)
+                session.add(tag)
+        except IntegrityError:  # created meanwhile by another request
+            tag = session.scalar(select(Tag).where(Tag.name == name))
+    return tag
 
 
 def tag_names(session: Session) -> list[str]:

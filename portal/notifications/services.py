@@ -1,16 +1,29 @@
 """Queue messages in the outbox and deliver them through the configured senders."""
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from portal import clock, jobs
+from portal import clock, jobs, ledger
 from portal.db import after_commit, transaction
-from portal.notifications.models import Channel, InboxMessage, OutboxMessage, OutboxStatus
+from portal.notifications.errors import NotificationError, NotificationErrorCode
+from portal.notifications.messages import Wording, word
+from portal.notifications.models import (
+    Channel,
+    InboxMessage,
+    MessageKind,
+    MessageSetting,
+    OutboxMessage,
+    OutboxStatus,
+)
 from portal.notifications.senders import load_sender
 
 log = logging.getLogger(__name__)
@@ -94,40 +107,221 @@ def last_code_message(session: Session, recipient: str) -> OutboxMessage | None:
         .order_by(OutboxMessage.id.desc()).limit(1))
 
 
-# --- the member's inbox ----------------------------------------------------------------
+# --- member messages --------------------------------------------------------------------
 
-def notify_member(session: Session, member, *, title: str, body: str,
-                  link: str | None = None) -> InboxMessage:
-    """An inbox message, and an e-mail too when the merchant turned e-mail on and the
-    member gave an address. In the caller's transaction."""
-    message = InboxMessage(member_id=member.id, title=title, body=body, link=link)
-    session.add(message)
-    if current_app.config["EMAIL_NOTIFICATIONS"] and member.email:
-        queue(session, channel=Channel.EMAIL, recipient=member.email, template="notice",
-              subject=title, body=body)
-    return message
+CHUNK = 5000
+# A few e-mails go out at once, one task each; a crowd waits for the outbox sweep (a tick
+# a minute) rather than flooding the queue with thousands of tasks.
+WAKE_AT_MOST = 20
 
 
-def notify_many(session: Session, member_ids: list[int], *, title: str, body: str,
-                link: str | None = None) -> None:
-    """The same inbox message to many members in one INSERT (plus e-mail when on; those
-    wait for the outbox sweep rather than one task each)."""
-    from sqlalchemy import insert
+def message_settings(session: Session) -> dict[MessageKind, MessageSetting]:
+    """The merchant's switch for every kind; a kind never saved is on, with e-mail."""
+    stored = {s.kind: s for s in session.scalars(select(MessageSetting))}
+    return {kind: stored.get(kind) or _default_setting(kind) for kind in MessageKind}
 
+
+def setting_for(session: Session, kind: MessageKind) -> MessageSetting:
+    return session.get(MessageSetting, str(kind)) or _default_setting(kind)
+
+
+def _default_setting(kind: MessageKind) -> MessageSetting:
+    return MessageSetting(kind=str(kind), enabled=True, email=True, lead_days=30)
+
+
+LEAD_DAYS_MAX = 365
+
+
+def save_settings(session: Session, values: dict[str, dict], *,
+                  operator_id: int) -> dict[MessageKind, MessageSetting]:
+    """Switch kinds of message on or off, with or without e-mail, and how many days ahead
+    members hear of expiring points (1 to 365). All or nothing; audited."""
+    from portal.staff.services import record
+
+    errors = {}
+    for kind in MessageKind:
+        lead = values.get(kind, {}).get("lead_days")
+        if lead is not None and (not isinstance(lead, int) or isinstance(lead, bool)
+                                 or not 1 <= lead <= LEAD_DAYS_MAX):
+            errors[f"{kind}-lead_days"] = _("A number of days from 1 to %(max)d.",
+                                            max=LEAD_DAYS_MAX)
+    if errors:
+        raise NotificationError(NotificationErrorCode.INVALID,
+                                _("Please correct the marked fields."), errors=errors)
+    with transaction(session):
+        stored = {s.kind: s for s in session.scalars(select(MessageSetting))}
+        before, after = {}, {}
+        for kind in MessageKind:
+            given = values.get(kind, {})
+            setting = stored.get(kind)
+            if setting is None:
+                setting = _default_setting(kind)
+                session.add(setting)
+            before[kind] = _as_dict(setting)
+            setting.enabled = bool(given.get("enabled"))
+            setting.email = bool(given.get("email"))
+            if given.get("lead_days") is not None:
+                setting.lead_days = given["lead_days"]
+            setting.updated_at = clock.now()
+            after[kind] = _as_dict(setting)
+        changed = {k for k in MessageKind if before[k] != after[k]}
+        record(session, operator_id, "messages.settings", ("message_settings", "all"),
+               before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+        return message_settings(session)
+
+
+def _as_dict(setting: MessageSetting) -> dict:
+    return {"enabled": setting.enabled, "email": setting.email, "lead_days": setting.lead_days}
+
+
+def send(session: Session, kind: MessageKind | str, member_ids: int | Iterable[int],
+         params: dict, *, dedupe_key: str | None = None) -> int:
+    """Put a message of `kind` in each member's inbox, worded from `params` when read, and
+    queue an e-mail to those with an address if the merchant has e-mail on for the kind.
+
+    In the caller's transaction. Nothing happens when the kind is switched off. With a
+    `dedupe_key`, a member who already has a message with that key gets no second one
+    (also when two runs race). Returns how many members got the message."""
+    ids = [member_ids] if isinstance(member_ids, int) else member_ids
+    return send_each(session, kind, {m: params for m in ids}, dedupe_key=dedupe_key)
+
+
+def send_each(session: Session, kind: MessageKind | str, params_by_member: dict[int, dict],
+              *, dedupe_key: str | None = None) -> int:
+    """`send`, with each member's own params (points expiring: each their own number)."""
+    kind = MessageKind(kind)
+    with transaction(session):
+        setting = setting_for(session, kind)
+        if not setting.enabled or not params_by_member:
+            return 0
+        wording = _Wordings(kind)
+        sent = 0
+        ids = sorted(params_by_member)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            sent += _send_chunk(session, kind, setting, {m: params_by_member[m] for m in chunk},
+                                dedupe_key, wording)
+        return sent
+
+
+def _send_chunk(session, kind, setting, params_by_member, dedupe_key, wording) -> int:
     from portal.members.models import Member
 
+    members = session.execute(select(Member.id, Member.email, Member.locale)
+                              .where(Member.id.in_(list(params_by_member)))).all()
+    if dedupe_key is not None and members:
+        # Skip who has it already; ON CONFLICT below covers a parallel run in between.
+        have = set(session.scalars(select(InboxMessage.member_id).where(
+            InboxMessage.dedupe_key == dedupe_key,
+            InboxMessage.member_id.in_([m.id for m in members]))))
+        members = [m for m in members if m.id not in have]
+    if not members:
+        return 0
     now = clock.now()
-    session.execute(insert(InboxMessage), [
-        {"member_id": m, "title": title, "body": body, "link": link, "created_at": now}
-        for m in member_ids])
-    if current_app.config["EMAIL_NOTIFICATIONS"]:
-        emails = session.scalars(select(Member.email).where(Member.id.in_(member_ids),
-                                                            Member.email.is_not(None)))
-        session.execute(insert(OutboxMessage), [
-            {"channel": Channel.EMAIL, "recipient": e, "template": "notice",
-             "subject": title, "body": body, "status": OutboxStatus.PENDING,
-             "attempts": 0, "created_at": now, "next_attempt_at": now} for e in emails])
+    rows = []
+    for m in members:
+        params = params_by_member[m.id]
+        # Stored in the default language for anyone reading the table; the inbox words
+        # typed messages afresh in the reader's language.
+        stored = wording.get(None, params)
+        rows.append({"member_id": m.id, "kind": str(kind), "params": params,
+                     "dedupe_key": dedupe_key, "title": stored.title[:200],
+                     "body": stored.body, "link": stored.link, "created_at": now})
+    got = set(session.execute(_insert_once(session).returning(InboxMessage.member_id),
+                              rows).scalars())
+    if setting.email:
+        _queue_emails(session, kind, [m for m in members if m.id in got and m.email],
+                      params_by_member, wording, now)
+    return len(got)
 
+
+def _insert_once(session: Session):
+    """An INSERT into the inbox that quietly skips rows the unique (member, key) refuses."""
+    table = InboxMessage.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - other databases rely on the pre-select alone
+        return insert(table)
+    return dialect_insert(table).on_conflict_do_nothing(
+        index_elements=[table.c.member_id, table.c.dedupe_key])
+
+
+def _queue_emails(session, kind, members, params_by_member, wording, now) -> None:
+    if not members:
+        return
+    rows = []
+    for m in sorted(members, key=lambda m: m.locale or ""):  # grouped by language
+        words = wording.get(m.locale, params_by_member[m.id])
+        rows.append({"channel": Channel.EMAIL, "recipient": m.email, "template": str(kind),
+                     "subject": words.title[:200], "body": words.body,
+                     "status": OutboxStatus.PENDING, "attempts": 0, "created_at": now,
+                     "next_attempt_at": now})
+    ids = list(session.execute(insert(OutboxMessage.__table__).returning(OutboxMessage.id),
+                               rows).scalars())
+    if len(ids) <= WAKE_AT_MOST:
+        for message_id in ids:
+            after_commit(session, lambda mid=message_id: _wake(mid))
+
+
+class _Wordings:
+    """Words each (language, params) once: a thousand members reading Chinese with the
+    same params cost one gettext, not a thousand."""
+
+    def __init__(self, kind: MessageKind):
+        self.kind = kind
+        self.languages = current_app.config["LANGUAGES"]
+        self.default = current_app.config["BABEL_DEFAULT_LOCALE"]
+        self.cache: dict[tuple, Wording] = {}
+
+    def get(self, locale: str | None, params: dict) -> Wording:
+        locale = locale if locale in self.languages else self.default
+        key = (locale, json.dumps(params, sort_keys=True, default=str))
+        if key not in self.cache:
+            with force_locale(locale):
+                self.cache[key] = word(self.kind, params)
+        return self.cache[key]
+
+
+@jobs.on_daily("points_expiring")
+def tell_points_expiring(session: Session) -> int:
+    """Tell members, once per expiry date, how many of their points expire within the
+    merchant's lead days: one grouped query, then one `send` per expiry date (1 January,
+    mostly: one date). Safe to run twice: the date is the dedupe key."""
+    setting = setting_for(session, MessageKind.POINTS_EXPIRING)
+    enabled, lead_days = setting.enabled, setting.lead_days
+    session.rollback()
+    if not enabled:
+        return 0
+    now = clock.now()
+    # Expiring on a local day at most `lead_days` from today (points go at its 0:00).
+    horizon = clock.start_of_local_day(clock.today() + timedelta(days=lead_days + 1))
+    rows = session.execute(
+        select(ledger.Account.owner_id, ledger.Entry.expires_at,
+               func.sum(ledger.Entry.open_amount))
+        .join(ledger.Account, ledger.Account.id == ledger.Entry.account_id)
+        .where(ledger.Account.kind == ledger.AccountKind.POINTS,
+               ledger.Account.owner_type == "member", ledger.Entry.open_amount > 0,
+               ledger.Entry.expires_at > now, ledger.Entry.expires_at < horizon)
+        .group_by(ledger.Account.owner_id, ledger.Entry.expires_at)).all()
+    session.rollback()
+    by_date: dict[str, dict[int, int]] = {}
+    for member_id, expires_at, points in rows:
+        on = clock.local(expires_at).date().isoformat()
+        by_date.setdefault(on, {}).setdefault(member_id, 0)
+        by_date[on][member_id] += int(points)
+    sent = 0
+    for on, points in sorted(by_date.items()):
+        with transaction(session):
+            sent += send_each(session, MessageKind.POINTS_EXPIRING,
+                              {m: {"points": n, "on": on} for m, n in points.items()},
+                              dedupe_key=f"points_expiring:{on}")
+    return sent
+
+
+# --- the member's inbox ----------------------------------------------------------------
 
 def inbox(session: Session, member_id: int, limit: int = 100) -> list[InboxMessage]:
     return list(session.scalars(select(InboxMessage).where(InboxMessage.member_id == member_id)

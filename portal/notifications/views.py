@@ -5,6 +5,7 @@ from flask import Blueprint
 
 from portal.db import db
 from portal.notifications import services as notifications
+from portal.notifications.messages import shown
 from portal.web.auth import current_member, is_previewing, member_required
 from portal.web.render import render
 
@@ -19,4 +20,6 @@ def inbox():
     if unread and not is_previewing():
         # Opening the inbox reads it (a preview looks without touching).
         notifications.mark_read(db.session, current_member.id)
-    return render("notifications/inbox.html", messages=messages, unread=unread)
+    # Typed messages are worded now, in the reader's language (no queries: params only).
+    items = [(m, shown(m)) for m in messages]
+    return render("notifications/inbox.html", items=items, unread=unread)

@@ -45,6 +45,14 @@
     enableSorting(root);
   }
 
+  // A button with data-confirm asks before its form goes (archiving cannot be undone).
+  document.addEventListener("submit", function (e) {
+    var button = e.submitter;
+    if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) {
+      e.preventDefault();
+    }
+  }, true);
+
   document.addEventListener("DOMContentLoaded", function () { enhance(document); });
   document.addEventListener("htmx:load", function (e) { enhance(e.detail.elt); });
 })();

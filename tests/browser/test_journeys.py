@@ -5,7 +5,7 @@ import re
 
 from portal.db import db
 from portal.members.models import Member, RegistrationPage
-from tests.factories import PASSWORD
+from tests.browser.steps import staff_sign_in
 from tests.fixtures import last_code
 
 
@@ -41,14 +41,6 @@ def test_wrong_code_shows_a_message_next_to_the_field(phone, member):
     assert phone.get_by_label("6-digit code").get_attribute("aria-invalid") == "true"
 
 
-def _staff_sign_in(page, user):
-    page.goto("/admin/sign-in")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/admin/")
-
-
 def _field_order(page):
     return page.locator("li.field-row[data-attribute]").evaluate_all(
         "rows => rows.map(r => r.dataset.attribute)")
@@ -61,7 +53,7 @@ def _db_order(page_id):
 
 
 def test_staff_build_a_registration_page_and_reorder_its_fields(laptop, owner, plan):
-    _staff_sign_in(laptop, owner)
+    staff_sign_in(laptop, owner)
     laptop.goto("/admin/pages/new")
     laptop.get_by_label("Name (for staff)").fill("Winter")
     laptop.get_by_label("Page title (members see it)").fill("Join for winter")
@@ -101,7 +93,7 @@ def test_staff_build_a_registration_page_and_reorder_its_fields(laptop, owner, p
 
 
 def test_coupon_form_shows_the_fields_of_the_chosen_type(laptop, owner):
-    _staff_sign_in(laptop, owner)
+    staff_sign_in(laptop, owner)
     laptop.goto("/admin/coupons/new")
     amount = laptop.get_by_role("textbox", name="Amount off")
     percent = laptop.get_by_role("textbox", name="Percent off")

@@ -5,7 +5,7 @@ from portal.api import services as api_clients
 from portal.db import db
 from portal.loyalty import tiers
 from portal.loyalty.models import EarningRule
-from tests.fixtures import last_code
+from tests.browser.steps import member_sign_in
 
 
 def test_order_at_the_till_shows_on_the_members_card(phone, app, member, store, plan, owner):
@@ -30,13 +30,7 @@ def test_order_at_the_till_shows_on_the_members_card(phone, app, member, store, 
                                      "payments": [{"method": "card", "amount": 12000}]})
     assert r.status_code == 201 and r.json["points_earned"] == 120
 
-    phone.goto("/sign-in")
-    phone.get_by_label("Mobile number").fill(member.mobile)
-    phone.get_by_role("button", name="Send code").click()
-    phone.wait_for_url("**/verify")
-    phone.get_by_label("6-digit code").fill(last_code(member.mobile))
-    phone.get_by_role("button", name="Continue").click()
-    phone.wait_for_url("**/card")
+    member_sign_in(phone, member)
     assert "380 more experience to Gold" in phone.locator(".tier-progress").inner_text()
     phone.locator("a.stat", has_text="Points").click()
     phone.wait_for_url("**/points")

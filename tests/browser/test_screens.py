@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from portal.db import db
+from tests.browser.steps import member_sign_in, staff_sign_in
 from tests.factories import PASSWORD, MemberFactory
 from tests.fixtures import last_code
 
@@ -42,16 +43,17 @@ def scene(member, link, owner, plan):
     from portal import clock
     from portal.campaigns.models import Activity, ActivityGift
 
-    db.session.add(Activity(kind="profile_completion", name="Complete your profile",
-                            code="PROFILE", description="Tell us a little more about you.",
-                            starts_at=clock.now() - timedelta(days=1),
-                            ends_at=clock.now() + timedelta(days=30), status="active",
-                            required_fields=["full_name", "born_on", "email", "mobile"],
-                            points=50, gifts=[ActivityGift(template_id=first_coupon.template_id,
-                                                           delay="days", delay_amount=1)]))
+    activity = Activity(kind="profile_completion", name="Complete your profile",
+                        code="PROFILE", description="Tell us a little more about you.",
+                        starts_at=clock.now() - timedelta(days=1),
+                        ends_at=clock.now() + timedelta(days=30), status="active",
+                        required_fields=["full_name", "born_on", "email", "mobile"],
+                        points=50, gifts=[ActivityGift(template_id=first_coupon.template_id,
+                                                       delay="days", delay_amount=1)])
+    db.session.add(activity)
     db.session.commit()
     return {"coupon": first_coupon, "member": member, "owner": owner, "link": link,
-            "page": link.page, "card": card}
+            "page": link.page, "card": card, "activity": activity.id}
 
 
 def _watch(page) -> list[str]:
@@ -142,11 +144,102 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-api-clients", "/admin/api-clients"),
                       ("admin-loyalty", "/admin/loyalty"),
                       ("admin-loyalty-rule", f"/admin/loyalty/{scene['card'].plan_id}"),
-                      ("admin-tiers", f"/admin/loyalty/{scene['card'].plan_id}/tiers")):
+                      ("admin-tiers", f"/admin/loyalty/{scene['card'].plan_id}/tiers"),
+                      ("admin-activities", "/admin/activities"),
+                      ("admin-activity-new", "/admin/activities/new/reengagement"),
+                      ("admin-activity-edit", f"/admin/activities/{scene['activity']}"),
+                      ("admin-activity-performance",
+                       f"/admin/activities/{scene['activity']}/performance")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     page.goto(f"/admin/members/{mid}")
     page.locator("form[action$='/preview'] button").click()
     page.wait_for_url("**/card")
     _shoot(page, "admin-preview", width, locale, errors)
+    context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_message_screens(browser, live_server, csrf_live, scene, width, locale):
+    """The merchant's message settings (also refused), and typed messages in the inbox."""
+    from portal.db import transaction
+    from portal.notifications import services as notifications
+    from portal.notifications.models import MessageKind
+
+    member = scene["member"]
+    with transaction(db.session):
+        notifications.send(db.session, MessageKind.TIER_CHANGED, member.id,
+                           {"tier": "Gold", "plan": "Coffee club", "up": True})
+        notifications.send(db.session, MessageKind.POINTS_EXPIRING, member.id,
+                           {"points": 1200, "on": "2027-01-01"})
+        notifications.send(db.session, MessageKind.GIFT_DELIVERED, member.id,
+                           {"activity": "Complete your profile", "points": 50,
+                            "titles": ["Welcome treat 0"]})
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    staff_sign_in(page, scene["owner"])
+    page.goto("/admin/messages")
+    _shoot(page, "admin-messages", width, locale, errors)
+    page.locator("#points_expiring-lead_days").fill("0")
+    page.locator("form.panel button[type=submit]").click()
+    page.locator(".field-error").first.wait_for()
+    _shoot(page, "admin-messages-errors", width, locale, errors)
+    context.close()
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    member_sign_in(page, member)
+    _shoot(page, "inbox-badge-card", width, locale, errors)
+    page.goto("/inbox")
+    _shoot(page, "inbox-messages", width, locale, errors)
+    context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_segment_screens(browser, live_server, csrf_live, scene, width, locale):
+    """Segments: the list, the editor with its live count (HTMX), a refused save."""
+    from datetime import date
+
+    from portal.members import segments
+
+    member = db.session.merge(scene["member"])
+    member.born_on, member.enroll_source = date(1990, 3, 8), "poster"
+    from portal.ledger import Account, AccountKind
+
+    db.session.add(Account(kind=AccountKind.POINTS.value, owner_type="member",
+                           owner_id=member.id, balance=1200))
+    db.session.commit()
+    plan_id = scene["card"].plan_id
+    segment = segments.create_segment(
+        db.session, name="Spring birthdays on the card", match="all", operator_id=None,
+        rules=[{"field": "plan", "value": [plan_id]}, {"field": "birthday_month", "value": [3, 4]},
+               {"field": "points", "value": {"min": 100, "max": 5000}}])
+    segments.create_segment(
+        db.session, name="Lapsed poster sign-ups", match="any", operator_id=None,
+        rules=[{"field": "enroll_source", "value": ["poster"]},
+               {"field": "days_since_purchase", "op": "gte", "value": 60}])
+    segments.tag_segment(db.session, segment.id, "Spring", None)
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    staff_sign_in(page, scene["owner"])
+    page.goto("/admin/segments")
+    _shoot(page, "admin-segments", width, locale, errors)
+    page.goto(f"/admin/segments/{segment.id}")
+    _shoot(page, "admin-segment-edit", width, locale, errors)
+    page.locator("#birthday_month-2").uncheck()                    # March: no one left
+    page.locator("button[formaction]").click()                     # "Count members"
+    page.locator("#live_count strong", has_text="0").wait_for()    # 1 before
+    assert page.url.endswith(f"/admin/segments/{segment.id}")      # nothing was saved
+    page.goto("/admin/segments/new")
+    page.locator("#enroll_source-0").check()
+    page.locator("#live_count strong").wait_for()   # the live count came back over HTMX
+    page.locator("#points_min").fill("9")
+    page.locator("#points_max").fill("1")
+    page.locator("form.panel button[type=submit]").first.click()
+    page.locator(".field-error").first.wait_for()
+    _shoot(page, "admin-segment-errors", width, locale, errors)
     context.close()

@@ -128,3 +128,33 @@ def test_members_of_other_plans_are_out_of_scope(session, activity, other_member
         campaigns.claim(session, activity.id, outsider.id)
     assert e.value.code == CampaignErrorCode.OUT_OF_SCOPE
     assert db.session.query(Participation).count() == 0
+
+
+def _messages(session, member):
+    from portal.notifications.models import InboxMessage
+
+    session.expire_all()
+    return [(m.kind, m.params) for m in session.query(InboxMessage)
+            .filter_by(member_id=member.id).order_by(InboxMessage.id)]
+
+
+def test_the_member_is_told_once_per_delivery_as_a_gift(session, member, activity):
+    _complete(session, member)
+    campaigns.claim(session, activity.id, member.id)
+    assert _messages(session, member) == [("gift_delivered", {
+        "activity": "Complete your profile", "points": 50, "titles": ["Welcome latte"]})]
+    clock.advance(timedelta(hours=13))
+    jobs.run_tick()
+    assert _messages(session, member)[1:] == [("gift_delivered", {
+        "activity": "Complete your profile", "points": 0,
+        "titles": ["Come back treat × 2"]})]
+
+
+def test_no_message_when_the_merchant_turned_gift_messages_off(session, member, activity):
+    from portal.notifications.models import MessageSetting
+
+    session.add(MessageSetting(kind="gift_delivered", enabled=False))
+    session.commit()
+    _complete(session, member)
+    campaigns.claim(session, activity.id, member.id)
+    assert _messages(session, member) == []

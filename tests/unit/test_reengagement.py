@@ -152,3 +152,30 @@ def test_a_gift_out_of_stock_is_retried_not_lost(session, activity, member):
             {"inventory_total": 11, "inventory_left": 10})
     _midnight_tick(minute=5)
     assert _coupons(session, member) == 1
+
+
+def _kinds(session, member):
+    from portal.notifications.models import InboxMessage
+
+    session.expire_all()
+    return [m.kind for m in session.query(InboxMessage).filter_by(member_id=member.id)]
+
+
+def test_coupon_arrived_is_sent_when_the_message_type_is_on(session, activity, member):
+    _set(session, member, last_purchase_at=MIDNIGHT - timedelta(days=40))
+    _midnight_tick()
+    assert _kinds(session, member) == ["coupon_arrived"]
+
+
+@pytest.mark.parametrize("switch", ["message_settings", "activity"])
+def test_no_notice_when_switched_off(session, activity, member, switch):
+    from portal.notifications.models import MessageSetting
+
+    _set(session, member, last_purchase_at=MIDNIGHT - timedelta(days=40))
+    with transaction(session):
+        if switch == "activity":
+            session.query(Activity).filter_by(id=activity.id).update({"notify": False})
+        else:
+            session.add(MessageSetting(kind="coupon_arrived", enabled=False))
+    _midnight_tick()
+    assert _coupons(session, member) == 1 and _kinds(session, member) == []

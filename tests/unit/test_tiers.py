@@ -7,11 +7,11 @@ import pytest
 
 from portal import clock, jobs
 from portal.db import transaction
-from portal.loyalty import services as loyalty
 from portal.loyalty import tiers
 from portal.loyalty.errors import LoyaltyError
 from portal.loyalty.models import TierSettings
 from portal.members.models import MemberCard, Tier
+from tests.fixtures import add_experience
 
 TZ_NOON = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 
@@ -65,24 +65,6 @@ def test_levels_are_matched_from_high_to_low():
     assert tiers._best(levels, 50, {12: {7: 10}}, 7).id == 1
 
 
-@pytest.fixture
-def tiered(session, plan, owner):
-    """Member (0) / Silver 100 accumulated / Gold 300 in 12 months; 6-month validity."""
-    tiers.save_settings(session, plan.id, {"enabled": True, "on_change": "realtime",
-                                           "validity": "months", "validity_months": 6,
-                                           "after_expiry": "rule"}, operator_id=owner.id)
-    tiers.save_level(session, plan.id, name="Silver", threshold=100, rule="accumulated",
-                     window_months=None, operator_id=owner.id)
-    tiers.save_level(session, plan.id, name="Gold", threshold=300, rule="window",
-                     window_months=12, operator_id=owner.id)
-    return plan
-
-
-def _experience(session, member, owner, delta, key):
-    loyalty.adjust(session, member_id=member.id, kind="experience", delta=delta,
-                   reason="test", key=key, operator_id=owner.id)
-
-
 def _tier(session, member):
     session.expire_all()
     card = session.query(MemberCard).filter_by(member_id=member.id).one()
@@ -93,8 +75,8 @@ def test_release_recalculates_everyone_with_progress(session, tiered, member, ot
                                                      owner):
     with transaction(session):
         session.query(TierSettings).update({"on_change": "none"})
-    _experience(session, member, owner, 350, "a")
-    _experience(session, other_member, owner, 120, "b")
+    add_experience(session, member, owner, 350, "a")
+    add_experience(session, other_member, owner, 120, "b")
     assert _tier(session, member)[0] == "Classic"          # not computed yet
     settings = tiers.release(session, tiered.id, operator_id=owner.id)
     session.expire_all()
@@ -107,9 +89,9 @@ def test_release_recalculates_everyone_with_progress(session, tiered, member, ot
 
 def test_real_time_upgrade_and_downgrade(session, tiered, member, owner):
     tiers.release(session, tiered.id, operator_id=owner.id)
-    _experience(session, member, owner, 310, "a")
+    add_experience(session, member, owner, 310, "a")
     assert _tier(session, member)[0] == "Gold"
-    _experience(session, member, owner, -250, "b")
+    add_experience(session, member, owner, -250, "b")
     assert _tier(session, member)[0] == "Classic"
 
 
@@ -117,8 +99,8 @@ def test_upgrade_only_never_moves_down(session, tiered, member, owner):
     tiers.release(session, tiered.id, operator_id=owner.id)
     with transaction(session):
         session.query(TierSettings).update({"on_change": "upgrade_only"})
-    _experience(session, member, owner, 310, "a")
-    _experience(session, member, owner, -300, "b")
+    add_experience(session, member, owner, 310, "a")
+    add_experience(session, member, owner, -300, "b")
     assert _tier(session, member)[0] == "Gold"
 
 
@@ -126,7 +108,7 @@ def test_at_expiry_the_tier_is_recalculated_by_the_window(session, tiered, membe
     tiers.release(session, tiered.id, operator_id=owner.id)
     with transaction(session):
         session.query(TierSettings).update({"on_change": "upgrade_only"})
-    _experience(session, member, owner, 310, "a")
+    add_experience(session, member, owner, 310, "a")
     assert _tier(session, member) == ("Gold", _local(2026, 9, 11))
     clock.freeze(_local(2026, 9, 10) + timedelta(hours=23, minutes=59))
     jobs.run_tick()
@@ -142,9 +124,9 @@ def test_since_upgrade_counts_only_experience_after_the_upgrade(session, tiered,
     with transaction(session):
         session.query(TierSettings).update({"on_change": "upgrade_only",
                                             "after_expiry": "since_upgrade"})
-    _experience(session, member, owner, 310, "a")
+    add_experience(session, member, owner, 310, "a")
     clock.freeze(_local(2026, 9, 12))
-    _experience(session, member, owner, 120, "b")
+    add_experience(session, member, owner, 120, "b")
     jobs.run_tick()
     assert _tier(session, member)[0] == "Silver"    # 120 since the upgrade: Silver only
 
@@ -153,7 +135,7 @@ def test_calendar_day_upgrades_those_who_qualify(session, tiered, member, owner)
     tiers.release(session, tiered.id, operator_id=owner.id)
     with transaction(session):
         session.query(TierSettings).update({"on_change": "none", "recalc_day": 15})
-    _experience(session, member, owner, 150, "a")
+    add_experience(session, member, owner, 150, "a")
     assert _tier(session, member)[0] == "Classic"
     clock.freeze(_local(2026, 3, 14) + timedelta(hours=12))
     jobs.run_tick()
@@ -185,13 +167,13 @@ def test_bad_levels_are_refused(session, tiered, owner, threshold, rule, months)
 
 def test_progress_says_how_much_is_left(session, tiered, member, owner):
     tiers.release(session, tiered.id, operator_id=owner.id)
-    _experience(session, member, owner, 40, "a")
+    add_experience(session, member, owner, 40, "a")
     p = tiers.progress(session, member.id)
     assert p["next"].name == "Silver" and p["needed"] == 60
 
 
 def test_computed_tiers_move_only_once_released(session, tiered, member, owner):
-    _experience(session, member, owner, 350, "a")
+    add_experience(session, member, owner, 350, "a")
     assert _tier(session, member)[0] == "Classic"
     tiers.release(session, tiered.id, operator_id=owner.id)
     assert _tier(session, member)[0] == "Gold"
@@ -199,7 +181,7 @@ def test_computed_tiers_move_only_once_released(session, tiered, member, owner):
 
 def test_a_tier_lapses_at_local_midnight(session, tiered, member, owner):
     tiers.release(session, tiered.id, operator_id=owner.id)
-    _experience(session, member, owner, 310, "a")
+    add_experience(session, member, owner, 310, "a")
     assert _tier(session, member) == ("Gold", _local(2026, 9, 11))
     clock.freeze(_local(2026, 9, 11) - timedelta(minutes=1))    # 23:59 on the last day
     jobs.run_tick()
@@ -214,7 +196,7 @@ def test_release_moves_cards_without_experience_to_the_lowest_level(session, tie
     gold = session.query(Tier).filter_by(plan_id=tiered.id, name="Gold").one()
     with transaction(session):
         session.query(MemberCard).update({"tier_id": gold.id})   # recorded by hand earlier
-    _experience(session, other_member, owner, 120, "b")
+    add_experience(session, other_member, owner, 120, "b")
     tiers.release(session, tiered.id, operator_id=owner.id)
     assert _tier(session, member)[0] == "Classic"                 # no experience at all
     assert _tier(session, other_member) == ("Silver", None)

@@ -14,7 +14,11 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
          "/admin/loyalty/{plan_id}/tiers", "/admin/loyalty/alarm",
          "/admin/loyalty/events",
-         "/admin/attributes",
+         "/admin/attributes", "/admin/messages",
+         "/admin/segments", "/admin/segments/new", "/admin/segments/{segment_id}",
+         "/admin/activities", "/admin/activities/new/profile_completion",
+         "/admin/activities/new/reengagement", "/admin/activities/{activity_id}",
+         "/admin/activities/{activity_id}/performance",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
          "/admin/links/{link_id}"]
 
@@ -26,14 +30,22 @@ def ids(member, link):
     from portal import clock
     from portal.campaigns.models import Activity
 
-    db.session.add(Activity(kind="profile_completion", name="Profile", code="PROFILE",
-                            starts_at=clock.now() - timedelta(days=1),
-                            ends_at=clock.now() + timedelta(days=1), status="active",
-                            required_fields=["full_name"], points=10))
+    activity = Activity(kind="profile_completion", name="Profile", code="PROFILE",
+                        starts_at=clock.now() - timedelta(days=1),
+                        ends_at=clock.now() + timedelta(days=1), status="active",
+                        required_fields=["full_name"], points=10)
+    db.session.add(activity)
     db.session.commit()
     card = db.session.merge(member).cards[0]
+    from portal.members.models import Segment
+
+    segment = Segment(name="On the plan", match="all",
+                      rules=[{"field": "plan", "op": "in", "value": [card.plan_id]}])
+    db.session.add(segment)
+    db.session.commit()
     return {"slug": link.page.slug, "card_id": card.id, "member_id": member.id,
-            "page_id": link.page_id, "link_id": link.id, "plan_id": card.plan_id}
+            "page_id": link.page_id, "link_id": link.id, "plan_id": card.plan_id,
+            "segment_id": segment.id, "activity_id": activity.id}
 
 
 def _check(client, url):
