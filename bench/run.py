@@ -278,7 +278,7 @@ def _reengagement(app, count: int = 200_000) -> tuple[float, int]:
             session.add_all([tier, template])
             session.flush()
             ids = session.execute(insert(Member).returning(Member.id), [
-                {"full_name": "", "mobile": f"+86137{i:08d}", "mobile_verified": True,
+                {"full_name": "", "mobile": f"+86133{i:08d}", "mobile_verified": True,
                  "custom": {}, "status": "normal", "session_version": 1,
                  "became_member_at": now - timedelta(days=400),
                  "last_purchase_at": now - timedelta(days=40 if i % 10 == 0 else i % 29)}

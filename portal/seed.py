@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from portal import clock
 from portal.api.services import create_client
+from portal.campaigns.models import Activity, ActivityGift, ActivityKind, ActivityStatus
 from portal.coupons import services as coupons
 from portal.coupons.models import ClaimLink, CouponPackage, CouponTemplate, PackageItem
 from portal.db import transaction
@@ -20,6 +21,7 @@ from portal.members.models import (
     PageStatus,
     RegistrationField,
     RegistrationPage,
+    Segment,
     Store,
     Tier,
     TrackingLink,
@@ -110,6 +112,9 @@ def seed_demo(session: Session) -> dict[str, int]:
             session.flush()
             if i % 10 != 9:  # every tenth one stays a customer without a card
                 issue_card(session, member, student if i % 7 == 0 else regular)
+                member.became_member_at = member.created_at
+                if rng.random() < 0.7:  # the rest never bought: lapsed since joining
+                    member.last_purchase_at = now - timedelta(days=rng.randrange(0, 90))
         templates = [
             CouponTemplate(kind="cash", internal_name="Welcome ¥10", title="¥10 off your order",
                            subtitle="Welcome to Harbour Coffee", currency="CNY",
@@ -137,6 +142,28 @@ def seed_demo(session: Session) -> dict[str, int]:
             PackageItem(template_id=templates[2].id, quantity=2)]))
         session.add(ClaimLink(token="welcome10", template_id=templates[0].id,
                               registration_page_id=page.id))
+        lapsed = Segment(name="Away 30 days or more", match="all",
+                         rules=[{"field": "days_since_purchase", "op": "gte", "value": 30}])
+        session.add(lapsed)
+        session.flush()
+        session.add_all([
+            Activity(kind=ActivityKind.PROFILE_COMPLETION, name="Complete your profile",
+                     code="PROFILE", status=ActivityStatus.ACTIVE,
+                     description="Tell us your birthday and e-mail: a pastry on us now, "
+                                 "¥10 off tomorrow.",
+                     starts_at=now - timedelta(days=7), ends_at=now + timedelta(days=180),
+                     required_fields=["full_name", "born_on", "email"], points=50,
+                     gifts=[ActivityGift(template_id=templates[2].id),
+                            ActivityGift(template_id=templates[0].id, delay="days",
+                                         delay_amount=1, validity="relative",
+                                         valid_days=14)]),
+            Activity(kind=ActivityKind.REENGAGEMENT, name="We miss you", code="COMEBACK30",
+                     status=ActivityStatus.ACTIVE,
+                     description="Members away for 30 days get 15% off on a weekday.",
+                     starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=365),
+                     lapse_days=30, plan_ids=[regular.id],
+                     gifts=[ActivityGift(template_id=templates[1].id)]),
+        ])
         session.add_all([
             EarningRule(plan_id=regular.id, points_amount=1, points_per_minor=100,
                         experience_amount=1, experience_per_minor=100, points_expiry_years=1,
@@ -151,4 +178,5 @@ def seed_demo(session: Session) -> dict[str, int]:
     _client, key = create_client(session, name="Demo till", store_code="HQ01", channel="POS")
     return {"stores": 3, "card plans": 2, "staff": 3, "registration pages": 1,
             "tracking links": 3, "members": 200, "coupon templates": 3, "coupons": 40,
+            "activities": 2, "segments": 1,
             "till key": key}

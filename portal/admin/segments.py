@@ -248,7 +248,10 @@ def segment_delete(segment_id: int):
         abort(400)
     try:
         segments.delete_segment(db.session, segment_id, operator_id=current_staff().id)
-    except MemberError:
-        abort(404)
+    except MemberError as e:
+        if e.code == MemberErrorCode.NOT_FOUND:
+            abort(404)
+        flash(str(e), "error")
+        return redirect(url_for("admin.segment_edit", segment_id=segment_id), 303)
     flash(_("The segment is deleted. Its members and their tags are unchanged."), "success")
     return redirect(url_for("admin.segment_list"), 303)

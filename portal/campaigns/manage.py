@@ -34,7 +34,8 @@ MAX_GIFTS = 5
 MAX_DELAY = {"hours": 24 * 90, "days": 365}
 
 # Once an activity has started, members have taken part under its rules: only these may
-# change (the end only to a later moment). Everything else is refused, field by field.
+# change (the end only to a moment not yet past). Everything else is refused, field by
+# field.
 EDITABLE_WHEN_STARTED = frozenset({"name", "description", "ends_at", "notify"})
 
 
@@ -217,7 +218,8 @@ def started(activity: Activity) -> bool:
 def update(session: Session, activity_id: int, data: ActivityInput, *,
            operator_id: int) -> Activity:
     """Save the merchant's changes. Before the start anything may change; once started
-    only the name, description, notification switch and a later end (EDITABLE_WHEN_STARTED);
+    only the name, description, notification switch and the end, not into the past
+    (EDITABLE_WHEN_STARTED);
     an archived activity is read-only."""
     with transaction(session):
         activity = session.scalar(select(Activity).options(selectinload(Activity.gifts))
@@ -231,6 +233,11 @@ def update(session: Session, activity_id: int, data: ActivityInput, *,
         values = _values(activity.kind, data)
         before = _snapshot(activity)
         if started(activity):
+            if values["gifts"] == before["gifts"]:
+                # Gifts kept as they were are not checked again: a coupon deactivated
+                # since must not stop the merchant renaming or extending the activity.
+                errors = {k: v for k, v in errors.items()
+                          if not k.startswith("gift-") and k != "gifts"}
             locked = _("This cannot change once the activity has started.")
             current = {k: v for k, v in before.items() if k != "status"}
             for name, value in values.items():
@@ -340,9 +347,10 @@ class Performance:
 
 def performance(session: Session, activity: Activity) -> Performance:
     """Participants, gifts delivered and pending, coupons used, and the orders and revenue
-    of participants since they first took part. A handful of aggregate queries."""
+    (less refunds) of participants since they first took part. A handful of aggregate
+    queries."""
     from portal.campaigns.services import MAX_ATTEMPTS
-    from portal.loyalty.models import Order
+    from portal.loyalty.models import Order, OrderRefund
 
     participants, points = session.execute(
         select(func.count(func.distinct(Participation.member_id)),
@@ -364,12 +372,17 @@ def performance(session: Session, activity: Activity) -> Performance:
     first = (select(Participation.member_id, func.min(Participation.created_at).label("at"))
              .where(Participation.activity_id == activity.id)
              .group_by(Participation.member_id).subquery())
+    refunded = (select(OrderRefund.order_id,
+                       func.sum(OrderRefund.amount_minor).label("amount"))
+                .group_by(OrderRefund.order_id).subquery())
     orders = 0
     revenue: dict[str, int] = {}
     for currency, n, total in session.execute(
-            select(Order.currency, func.count(Order.id), func.sum(Order.total_minor))
+            select(Order.currency, func.count(Order.id),
+                   func.sum(Order.total_minor - func.coalesce(refunded.c.amount, 0)))
             .join(first, and_(first.c.member_id == Order.member_id,
                               Order.occurred_at >= first.c.at))
+            .outerjoin(refunded, refunded.c.order_id == Order.id)
             .group_by(Order.currency)):
         orders += n
         revenue[currency] = int(total or 0)

@@ -10,7 +10,7 @@ The scan itself is two INSERT ... SELECT statements (participations, then grants
 now); the minute tick delivers the grants, each exactly once (services.deliver_due)."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -24,12 +24,11 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal import clock, jobs
 from portal.campaigns.models import (
     Activity,
-    ActivityGift,
     ActivityKind,
     ActivityStatus,
     Grant,
@@ -71,9 +70,19 @@ def audience(session: Session, activity: Activity):
     return and_(*conditions)
 
 
+def due_at(gift, now: datetime) -> datetime:
+    if gift.delay == "hours":
+        return now + timedelta(hours=gift.delay_amount)
+    if gift.delay == "days":
+        return now + timedelta(days=gift.delay_amount)
+    return now
+
+
 def lapsed_before(day: date, lapse_days: int):
-    """The moment a lapse must have begun by to count on `day` (its local 0:00)."""
-    return clock.start_of_local_day(day) - timedelta(days=lapse_days)
+    """A lapse that began before this moment counts on `day`: X whole local days, as a
+    segment's "days since the last purchase" counts them (bought on 1 March, 30 days:
+    gifted from 0:00 on 31 March)."""
+    return clock.start_of_local_day(day - timedelta(days=lapse_days - 1))
 
 
 def scan(session: Session, activity_id: int, day: date | None = None) -> int:
@@ -81,8 +90,8 @@ def scan(session: Session, activity_id: int, day: date | None = None) -> int:
     today); returns how many members. Safe to run again: it owes nothing twice."""
     day = day or clock.today()
     with transaction(session):
-        activity = session.scalar(select(Activity).where(Activity.id == activity_id)
-                                  .with_for_update())
+        activity = session.scalar(select(Activity).options(selectinload(Activity.gifts))
+                                  .where(Activity.id == activity_id).with_for_update())
         if activity is None or activity.kind != ActivityKind.REENGAGEMENT \
                 or activity.state() != "active" or not activity.lapse_days:
             return 0
@@ -95,16 +104,17 @@ def scan(session: Session, activity_id: int, day: date | None = None) -> int:
                                  Participation.occasion == occasion())
         lapsed = (select(literal(activity.id), Member.id, occasion(), literal(0),
                          literal(now, Participation.created_at.type))
-                  .where(lapse_start() <= lapsed_before(day, activity.lapse_days),
+                  .where(lapse_start() < lapsed_before(day, activity.lapse_days),
                          audience(session, activity), ~already))
         # An INSERT ... SELECT has no row count unless asked for (psycopg gives -1).
         added = session.connection().execute(insert(Participation).from_select(
             ["activity_id", "member_id", "occasion", "points", "created_at"], lapsed)
             .execution_options(preserve_rowcount=True)).rowcount
-        if added:
-            owed = (select(Participation.id, ActivityGift.id, Participation.member_id,
-                           literal(now, Grant.due_at.type), literal(0))
-                    .join(ActivityGift, ActivityGift.activity_id == Participation.activity_id)
+        # The grants of the participations just made, one statement per gift (its delay
+        # sets when it is due).
+        for gift in activity.gifts if added else []:
+            owed = (select(Participation.id, literal(gift.id), Participation.member_id,
+                           literal(due_at(gift, now), Grant.due_at.type), literal(0))
                     .where(Participation.id > last_id,
                            Participation.activity_id == activity.id))
             session.connection().execute(insert(Grant).from_select(

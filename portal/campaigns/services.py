@@ -12,6 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from portal import clock, jobs, ledger
+
+# Imported first so the tick runs the daily scan before delivering the grants it makes.
+from portal.campaigns import reengagement
 from portal.campaigns.errors import CampaignError, CampaignErrorCode
 from portal.campaigns.models import (
     Activity,
@@ -65,14 +68,6 @@ def eligibility(session: Session, activity: Activity, member: Member) -> Eligibi
     return Eligibility(not missing, CampaignErrorCode.INCOMPLETE if missing else None, missing)
 
 
-def due_at(gift: ActivityGift, claimed_at: datetime) -> datetime:
-    if gift.delay == "hours":
-        return claimed_at + timedelta(hours=gift.delay_amount)
-    if gift.delay == "days":
-        return claimed_at + timedelta(days=gift.delay_amount)
-    return claimed_at
-
-
 def gift_window(gift: ActivityGift, received_at: datetime) -> tuple[datetime, datetime] | None:
     """The validity the activity sets for a coupon gift (None: the coupon's own)."""
     if gift.validity == "relative":
@@ -122,7 +117,7 @@ def claim(session: Session, activity_id: int, member_id: int) -> Participation:
             arrived = []
             for gift in activity.gifts:
                 grant = Grant(participation_id=participation.id, gift_id=gift.id,
-                              member_id=member.id, due_at=due_at(gift, now))
+                              member_id=member.id, due_at=reengagement.due_at(gift, now))
                 session.add(grant)
                 session.flush()
                 if gift.delay == "instant" and _deliver(session, grant, gift, activity):
@@ -224,5 +219,3 @@ def gift_titles(session: Session, activity: Activity) -> dict[int, str]:
             out[gift.id] = session.get(CouponPackage, gift.package_id).name
     return out
 
-
-from portal.campaigns import reengagement  # noqa: E402,F401 - registers the daily scan

@@ -20,6 +20,7 @@ class MemberErrorCode(StrEnum):
     SLUG_TAKEN = "slug_taken"
     NOT_FOUND = "not_found"
     PLAN_REQUIRED = "plan_required"
+    IN_USE = "in_use"
 
 
 class MemberError(Exception):

@@ -380,9 +380,19 @@ def update_segment(session: Session, segment_id: int, *, name: str, match: str, 
 
 
 def delete_segment(session: Session, segment_id: int, *, operator_id: int | None) -> None:
-    """Remove the segment; its members and their tags are not touched."""
+    """Remove the segment; its members and their tags are not touched. A segment that an
+    activity not yet archived targets is kept: deleting it would silently empty (or, by
+    another reading, widen) that activity's audience."""
+    from portal.campaigns.models import Activity, ActivityStatus
+
     with transaction(session):
         segment = _segment(session, segment_id)
+        users = [a.name for a in session.scalars(select(Activity).where(
+            Activity.status != ActivityStatus.ARCHIVED)) if segment.id in a.segment_ids]
+        if users:
+            raise MemberError(MemberErrorCode.IN_USE,
+                              _("Activities use this segment: %(names)s. Take it out of "
+                                "them, or archive them, first.", names=", ".join(users)))
         record(session, operator_id, "segment.delete", segment, before=_snapshot(segment))
         session.delete(segment)
 

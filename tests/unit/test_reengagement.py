@@ -57,8 +57,10 @@ def _midnight_tick(day_offset: int = 0, minute: int = 0):
 
 def test_lapsed_members_get_the_gift_at_local_midnight_once(session, activity, member,
                                                             other_member):
-    _set(session, member, last_purchase_at=MIDNIGHT - timedelta(days=30))      # lapsed
-    _set(session, other_member, last_purchase_at=MIDNIGHT - timedelta(days=29, hours=23))
+    # 0:00 on 30 January, local: 30 whole days before 1 March.
+    _set(session, member, last_purchase_at=MIDNIGHT - timedelta(days=30))
+    # 23:00 on 31 January, local: 29 whole days before 1 March (2 March counts 30).
+    _set(session, other_member, last_purchase_at=MIDNIGHT - timedelta(days=28, hours=1))
     clock.freeze(MIDNIGHT - timedelta(minutes=1))                  # 23:59: not yet
     jobs.run_tick()
     assert _coupons(session, member) == 0
@@ -89,10 +91,10 @@ def test_still_lapsed_next_day_gets_nothing_more(session, activity, member):
 def test_a_purchase_re_arms_the_gift(session, activity, member):
     _set(session, member, last_purchase_at=MIDNIGHT - timedelta(days=40))
     _midnight_tick()
-    _set(session, member, last_purchase_at=MIDNIGHT + timedelta(days=2, hours=5))  # buys
-    _midnight_tick(31)                      # 29 days and 19 hours after: not yet
+    _set(session, member, last_purchase_at=MIDNIGHT + timedelta(days=2, hours=5))  # 3 March
+    _midnight_tick(31)                      # 1 April: 29 days since
     assert _coupons(session, member) == 1
-    _midnight_tick(33)                      # 30 full days after the new purchase
+    _midnight_tick(32)                      # 2 April: 30 days since
     assert _coupons(session, member) == 2
 
 
@@ -179,3 +181,15 @@ def test_no_notice_when_switched_off(session, activity, member, switch):
             session.add(MessageSetting(kind="coupon_arrived", enabled=False))
     _midnight_tick()
     assert _coupons(session, member) == 1 and _kinds(session, member) == []
+
+
+def test_a_delayed_gift_arrives_after_its_delay(session, activity, member):
+    with transaction(session):
+        session.query(ActivityGift).filter_by(activity_id=activity.id).update(
+            {"delay": "hours", "delay_amount": 10})
+    _set(session, member, last_purchase_at=MIDNIGHT - timedelta(days=40))
+    _midnight_tick()
+    assert _coupons(session, member) == 0
+    assert session.query(Grant).one().due_at == MIDNIGHT + timedelta(hours=10)
+    _midnight_tick(minute=10 * 60)
+    assert _coupons(session, member) == 1

@@ -239,3 +239,44 @@ def test_clerks_cannot_manage_activities(client, clerk):
     sign_in_as(client, clerk)
     assert client.get("/admin/activities").status_code == 403
     assert client.get("/admin/activities/new/reengagement").status_code == 403
+
+
+def test_a_running_activity_can_be_renamed_after_its_coupon_was_deactivated(owner_client,
+                                                                           coupon):
+    a = _launched(owner_client, coupon)
+    coupon = db.session.merge(coupon)
+    coupon.status = "inactive"
+    db.session.commit()
+    r = owner_client.post(f"/admin/activities/{a.id}", data=_profile(coupon, name="Renamed"))
+    assert r.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Activity, a.id).name == "Renamed"
+
+
+def test_revenue_counts_orders_since_taking_part_less_refunds(owner_client, coupon, member,
+                                                              store):
+    from portal.campaigns import manage
+    from portal.loyalty.models import Order, OrderRefund
+
+    a = _launched(owner_client, coupon)
+    m = db.session.merge(member)
+    m.full_name, m.born_on = "Ada Lin", clock.today().replace(year=1990)
+    db.session.commit()
+
+    def order(ref: str, when, total: int) -> Order:
+        o = Order(store_id=store.id, external_id=ref, member_id=member.id, channel="POS",
+                  occurred_at=when, currency="CNY", total_minor=total, earn_base_minor=total)
+        db.session.add(o)
+        return o
+
+    order("before", clock.now() - timedelta(hours=1), 9900)
+    clock.freeze(clock.now() + timedelta(minutes=5))
+    campaigns.claim(db.session, a.id, member.id)
+    after = order("after", clock.now() + timedelta(hours=1), 5000)
+    order("later", clock.now() + timedelta(days=2), 2500)
+    db.session.flush()
+    db.session.add(OrderRefund(order_id=after.id, refund_id="r1", amount_minor=1000))
+    db.session.commit()
+    figures = manage.performance(db.session, db.session.get(Activity, a.id))
+    assert (figures.participants, figures.orders, figures.revenue) == (1, 2, {"CNY": 6500})
+    assert (figures.gifts_delivered, figures.coupons_issued, figures.points_given) == (1, 1, 20)

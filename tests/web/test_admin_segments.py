@@ -207,6 +207,27 @@ def test_delete_a_segment_keeps_members_and_tags(owner_client, owner, plan):
                                                   staff_id=owner.id).count() == 1
 
 
+def test_a_segment_a_running_activity_targets_is_kept(owner_client, plan):
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.campaigns.models import Activity
+
+    s = _segment()
+    activity = Activity(kind="reengagement", name="We miss you", code="BACK",
+                        starts_at=clock.now(), ends_at=clock.now() + timedelta(days=9),
+                        status="active", lapse_days=30, segment_ids=[s.id])
+    db.session.add(activity)
+    db.session.commit()
+    r = owner_client.post(f"/admin/segments/{s.id}/delete", follow_redirects=True)
+    assert "Activities use this segment: We miss you" in r.get_data(as_text=True)
+    assert db.session.query(Segment).count() == 1
+    activity.status = "archived"
+    db.session.commit()
+    owner_client.post(f"/admin/segments/{s.id}/delete")
+    assert db.session.query(Segment).count() == 0
+
+
 def test_manager_can_open_segments(client, manager):
     sign_in_as(client, manager)
     assert client.get("/admin/segments").status_code == 200
