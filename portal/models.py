@@ -48,6 +48,17 @@ from portal.notifications.models import (  # noqa: F401
     MessageSetting,
     OutboxMessage,
 )
+from portal.payments.models import Payment, PaymentEvent, PaymentRefund  # noqa: F401
 from portal.staff.models import AuditEntry, StaffUser  # noqa: F401
+from portal.wallet.models import (  # noqa: F401
+    Charge,
+    ChargeRefund,
+    RechargeCode,
+    RechargeCodeBatch,
+    SmartPlan,
+    SmartTier,
+    Topup,
+    TopupPlan,
+)
 
 metadata = Base.metadata
