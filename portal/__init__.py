@@ -61,6 +61,8 @@ def _register_blueprints(app: Flask) -> None:
     from portal.loyalty.views import bp as loyalty_bp
     from portal.members.views import bp as members_bp
     from portal.notifications.views import bp as notifications_bp
+    from portal.payments.views import bp as payments_bp
+    from portal.wallet.views import bp as wallet_bp
     from portal.web.health import bp as health_bp
     from portal.web.theme import bp as theme_bp
 
@@ -71,6 +73,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(campaigns_bp)
     app.register_blueprint(loyalty_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(wallet_bp)
+    app.register_blueprint(payments_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(api_bp)
 

@@ -84,9 +84,26 @@ def load(overrides: dict | None = None) -> dict:
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "HUEY_IMMEDIATE": env == "test",
+        # Payments: Stripe when a secret key is set, else the demo provider (a local page
+        # that confirms or cancels; refused outside development and test).
+        "STRIPE_SECRET_KEY": _env("STRIPE_SECRET_KEY"),
+        "STRIPE_WEBHOOK_SECRET": _env("STRIPE_WEBHOOK_SECRET"),
+        # Only for tests and local stubs: where the Stripe SDK sends API calls.
+        "STRIPE_API_BASE": _env("STRIPE_API_BASE"),
+        # The public address Stripe sends members back to (e.g. https://members.example.com).
+        "PUBLIC_URL": _env("PUBLIC_URL"),
+        "PAYMENT_TTL": timedelta(minutes=30),
     }
     if overrides:
         cfg.update(overrides)
+    cfg["PAYMENT_PROVIDER"] = "stripe" if cfg["STRIPE_SECRET_KEY"] else "demo"
+    if cfg["ENV"] not in {"development", "test"}:
+        if cfg["PAYMENT_PROVIDER"] == "demo":
+            raise ConfigError("Set TESSERA_STRIPE_SECRET_KEY: the demo payment provider only "
+                              "runs in development and test.")
+        if not cfg["STRIPE_WEBHOOK_SECRET"] or not cfg["PUBLIC_URL"]:
+            raise ConfigError("Set TESSERA_STRIPE_WEBHOOK_SECRET and TESSERA_PUBLIC_URL with "
+                              "the Stripe key.")
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", cfg["BRAND_COLOR"]):
         raise ConfigError("TESSERA_BRAND_COLOR must be a colour like #0f766e.")
     return cfg

@@ -29,6 +29,7 @@ from portal.members.models import (
 from portal.members.services import issue_card
 from portal.staff.models import Role, StaffUser
 from portal.staff.services import hash_password
+from portal.wallet.models import SmartPlan, SmartTier, TopupPlan
 
 DEMO_PASSWORD = "tessera-demo"
 GIVEN = ["Wei", "Fang", "Lei", "Jing", "Min", "Tao", "Yan", "Hui", "Emma", "Oliver", "Mia",
@@ -142,6 +143,28 @@ def seed_demo(session: Session) -> dict[str, int]:
             PackageItem(template_id=templates[2].id, quantity=2)]))
         session.add(ClaimLink(token="welcome10", template_id=templates[0].id,
                               registration_page_id=page.id))
+        session.add_all([
+            TopupPlan(kind="fixed", name="Top up ¥100, get ¥10", currency="CNY",
+                      status="active", amount_minor=10_000, bonus_minor=1_000,
+                      bonus_points=50, description="¥110 to spend for ¥100."),
+            TopupPlan(kind="fixed", name="Top up ¥300, get ¥40 and a pastry",
+                      currency="CNY", status="active", amount_minor=30_000,
+                      bonus_minor=4_000, bonus_points=150, gift_template_id=templates[2].id,
+                      stock_total=200, stock_left=200),
+            TopupPlan(kind="range", name="Your own amount: 8% more", currency="CNY",
+                      status="active", min_minor=20_000, max_minor=200_000, bonus_bp=800,
+                      points_bp=100, first_bonus=True, first_bonus_bp=200,
+                      description="Top up ¥200 to ¥2,000; 10% more on your first top-up."),
+            SmartPlan(name="Short of a bill? Top up and pay", currency="CNY",
+                      status="active", rounding_minor=100, min_topup_minor=10_000,
+                      tiers=[SmartTier(position=1, kind="discount", multiplier_bp=12_000,
+                                       bonus_bp=800),
+                             SmartTier(position=2, kind="gift", multiplier_bp=15_000,
+                                       bonus_bp=1_000, points_bp=1_000,
+                                       gift_template_id=templates[2].id),
+                             SmartTier(position=3, kind="fixed", amount_minor=50_000,
+                                       bonus_minor=6_000, bonus_points=500)]),
+        ])
         lapsed = Segment(name="Away 30 days or more", match="all",
                          rules=[{"field": "days_since_purchase", "op": "gte", "value": 30}])
         session.add(lapsed)
@@ -178,5 +201,5 @@ def seed_demo(session: Session) -> dict[str, int]:
     _client, key = create_client(session, name="Demo till", store_code="HQ01", channel="POS")
     return {"stores": 3, "card plans": 2, "staff": 3, "registration pages": 1,
             "tracking links": 3, "members": 200, "coupon templates": 3, "coupons": 40,
-            "activities": 2, "segments": 1,
+            "activities": 2, "segments": 1, "top-up plans": 3, "smart top-up plans": 1,
             "till key": key}

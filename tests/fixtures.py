@@ -140,3 +140,6 @@ def add_experience(session, member, owner, delta: int, key: str) -> None:
 
     loyalty.adjust(session, member_id=member.id, kind="experience", delta=delta,
                    reason="test", key=key, operator_id=owner.id)
+
+
+from tests.stripe_stub import stripe_stub, test_purposes  # noqa: E402,F401 - fixtures

@@ -231,6 +231,8 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=8), nullable=False),
     sa.Column('store_id', sa.Integer(), nullable=True),
     sa.Column('refunded_minor', sa.BigInteger(), nullable=False),
+    sa.Column('bill_minor', sa.BigInteger(), nullable=True),
+    sa.Column('bill_order_id', sa.String(length=64), nullable=True),
     sa.Column('created_at', portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('credited_at', portal.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['card_id'], ['member_cards.id'], name=op.f('fk_topups_card_id_member_cards')),

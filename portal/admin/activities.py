@@ -2,7 +2,7 @@
 completion gift, re-engagement gift), pause / resume / archive, performance."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
@@ -25,7 +25,7 @@ from portal.web.render import render
 
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 GIFT_FIELDS = ("offer", "quantity", "delay", "delay_amount", "validity", "valid_days",
-               "valid_from", "valid_until")
+               "valid_from", "valid_until", "title")
 
 
 def kind_label(kind: str) -> str:
@@ -110,6 +110,7 @@ def _gift_rows(form_data) -> tuple[list[dict], dict[str, str], list[dict]]:
 def _typed_gifts(activity) -> list[dict]:
     """An activity's gifts as the form shows them."""
     rows = []
+    titles = manage.offer_titles(db.session, [activity])
     for g in activity.gifts:
         until = clock.local(g.valid_until).date().fromordinal(
             clock.local(g.valid_until).date().toordinal() - 1) if g.valid_until else None
@@ -119,7 +120,8 @@ def _typed_gifts(activity) -> list[dict]:
                      "valid_days": str(g.valid_days or ""),
                      "valid_from": clock.local(g.valid_from).date().isoformat()
                      if g.valid_from else "",
-                     "valid_until": until.isoformat() if until else ""})
+                     "valid_until": until.isoformat() if until else "",
+                     "title": titles.get(g.id, "")})
     return rows
 
 
@@ -179,7 +181,9 @@ def _page(form, kind, activity=None, gifts=None, status=200, errors=None):
     # Room for one more gift (at least two rows), unless the gifts are locked.
     wanted = len(gift_rows) if locked else min(manage.MAX_GIFTS, max(2, len(gift_rows) + 1))
     gift_rows += [dict.fromkeys(GIFT_FIELDS, "") for _ in range(wanted - len(gift_rows))]
+    offer_values = {f"t:{t.id}" for t in templates} | {f"p:{p.id}" for p in packages}
     return render("admin/activities/edit.html", form=form, kind=kind, activity=activity,
+                  offer_values=offer_values,
                   gift_rows=gift_rows, gift_errors=errors or {}, templates=templates,
                   packages=packages, status_form=EmptyForm(),
                   locked=locked,
@@ -208,7 +212,7 @@ def activity_new(kind: str):
     if request.method == "GET":
         now = clock.local().replace(second=0, microsecond=0)
         form.starts_at.data = now.strftime(LOCAL_FORMAT)
-        form.ends_at.data = now.replace(year=now.year + 1).strftime(LOCAL_FORMAT)
+        form.ends_at.data = (now + timedelta(days=365)).strftime(LOCAL_FORMAT)
     if form.validate_on_submit():
         try:
             activity = manage.create(db.session, kind, _input(form),

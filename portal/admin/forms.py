@@ -276,3 +276,79 @@ class ActivityForm(FlaskForm):
     lapse_days = StringField(_l("Days since the last purchase"),
                              render_kw={"inputmode": "numeric"})
     notify = BooleanField(_l("Tell members when their gift arrives"), default=True)
+
+
+# --- top-up plans ---------------------------------------------------------------------------
+
+class TopupPlanForm(FlaskForm):
+    """A top-up plan's fields as typed; amounts in major units, percentages as "12.5".
+    The per-date time rows are read from the request by the view (`per_date-<day>-from`)."""
+
+    name = StringField(_l("Plan name"), render_kw={"maxlength": 120, "required": True})
+    currency = SelectField(_l("Currency"), choices=[], validate_choice=False)
+    starts_at = StringField(_l("Valid from"), render_kw={"type": "datetime-local"})
+    ends_at = StringField(_l("Valid until"), render_kw={"type": "datetime-local"})
+    schedule_frequency = SelectField(_l("Effective dates"), choices=[], validate_choice=False)
+    schedule_weekdays = _checkboxes(_l("Days of the week"))
+    schedule_monthdays = _checkboxes(_l("Days of the month"))
+    schedule_times = SelectField(_l("Effective time"), choices=[], validate_choice=False)
+    schedule_window_from = StringField(_l("From"), render_kw={"type": "time"})
+    schedule_window_to = StringField(_l("Until"), render_kw={"type": "time"})
+    store_mode = SelectField(_l("Store scope"), choices=[], validate_choice=False)
+    store_ids = _checkboxes(_l("Stores"))
+    organisations = _checkboxes(_l("Organisations"))
+    groups = _checkboxes(_l("Store groups"))
+    plan_ids = _checkboxes(_l("Card plans"))
+    tier_ids = _checkboxes(_l("Tiers"))
+    segment_ids = _checkboxes(_l("Segments"))
+    tag_ids = _checkboxes(_l("Tags"))
+    upgrade_tier_id = SelectField(_l("Tier upgrade after top-up"), choices=[],
+                                  validate_choice=False)
+    amount = StringField(_l("Top-up amount"), render_kw={"inputmode": "decimal"})
+    bonus = StringField(_l("Top-up bonus"), render_kw={"inputmode": "decimal"})
+    bonus_points = StringField(_l("Bonus points"), render_kw={"inputmode": "numeric"})
+    min_amount = StringField(_l("Least top-up"), render_kw={"inputmode": "decimal"})
+    max_amount = StringField(_l("Most top-up"), render_kw={"inputmode": "decimal"})
+    bonus_percent = StringField(_l("Bonus (percent of the amount)"),
+                                render_kw={"inputmode": "decimal"})
+    points_percent = StringField(_l("Points (percent of the amount)"),
+                                 render_kw={"inputmode": "decimal"})
+    bonus_min = StringField(_l("Bonus at the least amount"), render_kw={"inputmode": "decimal"})
+    bonus_max = StringField(_l("Bonus at the most amount"), render_kw={"inputmode": "decimal"})
+    points_min = StringField(_l("Points at the least amount"),
+                             render_kw={"inputmode": "numeric"})
+    points_max = StringField(_l("Points at the most amount"),
+                             render_kw={"inputmode": "numeric"})
+    gift = SelectField(_l("Gift"), choices=[], validate_choice=False)
+    first_bonus = BooleanField(_l("First top-up bonus"))
+    first_bonus_percent = StringField(_l("Extra bonus (percent of the amount)"),
+                                      render_kw={"inputmode": "decimal"})
+    first_points_percent = StringField(_l("Extra points (percent of the amount)"),
+                                       render_kw={"inputmode": "decimal"})
+    first_gift = SelectField(_l("First top-up gift"), choices=[], validate_choice=False)
+    benefit_ids = StringField(_l("Bonus benefits (ids)"))
+    cover = FileField(_l("Cover image"), render_kw={"accept": "image/png,image/jpeg"})
+    first_topup_only = BooleanField(_l("First top-up only"))
+    stock = StringField(_l("Stock"), render_kw={"inputmode": "numeric"})
+    visible = BooleanField(_l("Shown to members"), default=True)
+    channels = _checkboxes(_l("Channels"))
+    spend_product_ids = TextAreaField(_l("Spending restricted to these items"),
+                                      render_kw={"rows": 2})
+    per_member_limit = StringField(_l("Purchases per member"),
+                                   render_kw={"inputmode": "numeric"})
+    same_day_rule = SelectField(_l("On the top-up day"), choices=[], validate_choice=False)
+    same_day_percent = StringField(_l("Usable share of the top-up that day, %"),
+                                   render_kw={"inputmode": "decimal"})
+    agreement = TextAreaField(_l("Agreement"), render_kw={"rows": 3})
+    description = TextAreaField(_l("Description"), render_kw={"rows": 3})
+
+
+class RechargeCodeForm(FlaskForm):
+    count = StringField(_l("Number of codes"), default="100",
+                        render_kw={"inputmode": "numeric", "required": True})
+    amount = StringField(_l("Top-up amount of each code"), render_kw={"inputmode": "decimal"})
+    scenario = StringField(_l("Scenario"), render_kw={"maxlength": 120, "required": True})
+    store_ids = _checkboxes(_l("Stores (none ticked: every store)"))
+    channels = _checkboxes(_l("Channels"))
+    valid_until = StringField(_l("Valid until (empty: no end)"),
+                              render_kw={"type": "datetime-local"})

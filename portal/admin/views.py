@@ -216,5 +216,8 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     loyalty,
     messages,
     pages,
+    payments,
     segments,
+    smart,
+    topups,
 )

@@ -353,3 +353,112 @@ def record_event():
                        member=_standing(standing))
     return jsonify(rewarded=True, reason_code=None, points=rec.points,
                    experience=rec.experience, member=_standing(standing))
+
+
+# --- prepaid balance: balance, charges, refunds of charges ----------------------------------
+
+def _wallet_problem(e) -> ApiProblem:
+    from portal.wallet.errors import WalletErrorCode as Code
+
+    if e.code in (Code.INVALID, Code.INVALID_AMOUNT):
+        return ApiProblem(422, "invalid_field", str(e), field=e.details.get("field", "amount"))
+    status = {Code.UNKNOWN_CARD: 404, Code.UNKNOWN_CHARGE: 404, Code.CARD_INACTIVE: 409,
+              Code.INSUFFICIENT_BALANCE: 409, Code.IDEMPOTENCY_CONFLICT: 409,
+              Code.WRONG_CURRENCY: 422, Code.REFUND_TOO_LARGE: 422}.get(e.code, 422)
+    return ApiProblem(status, str(e.code), str(e), **e.details)
+
+
+def _prepaid_card(card_no: str):
+    from portal.wallet import balance as wallet
+
+    card = wallet.card_by_number(db.session, card_no)
+    if card is None:
+        raise ApiProblem(404, "unknown_card", "There is no card with this number")
+    return card
+
+
+def _balance_body(card) -> dict:
+    from portal.wallet import balance as wallet
+
+    return {"card_no": card.number, **wallet.balance(db.session, card.id).as_dict()}
+
+
+def _charge_body(charge, card) -> dict:
+    return {"charge_id": charge.id, "card_no": card.number, "currency": charge.currency,
+            "amount": charge.amount_minor, "principal": charge.principal_minor,
+            "bonus": charge.bonus_minor, "order_external_id": charge.order_external_id,
+            "refunded": charge.refunded_minor, "status": charge.status,
+            "created_at": charge.created_at.isoformat()}
+
+
+@bp.get("/cards/<card_no>/balance")
+@client_required
+def card_balance(card_no: str):
+    return jsonify(_balance_body(_prepaid_card(card_no)))
+
+
+@bp.post("/cards/<card_no>/charges")
+@client_required
+def charge_card(card_no: str):
+    from portal.wallet import balance as wallet
+    from portal.wallet.errors import WalletError, WalletErrorCode
+
+    body = _body()
+    _store, channel = _scope(body)
+    amount = _int(body, "amount", minimum=1)
+    currency = _text(body, "currency", max_length=3).upper()
+    order_id = _text(body, "order_external_id", required=False) or None
+    key = _text(body, "idempotency_key")
+    card = _prepaid_card(card_no)
+    store_id = g.api_client.store_id
+    try:
+        # Keys are the store's own: two stores using the same key never meet.
+        charge = wallet.charge(db.session, card_id=card.id, amount_minor=amount,
+                               currency=currency, idempotency_key=f"store:{store_id}:{key}",
+                               order_external_id=order_id, store_id=store_id,
+                               channel=channel, client_id=g.api_client.id)
+    except WalletError as e:
+        if e.code != WalletErrorCode.INSUFFICIENT_BALANCE:
+            raise _wallet_problem(e) from None
+        details = {k: e.details[k] for k in ("currency", "balance", "principal", "bonus",
+                                              "spendable_now")}
+        raise ApiProblem(409, "insufficient_balance", str(e), card_no=card.number,
+                         amount=amount, **details,
+                         offers=_offers(card, amount, store_id, channel)) from None
+    return jsonify(**_charge_body(charge, card), balance_after=_balance_body(card)), \
+        200 if charge.replayed else 201
+
+
+def _offers(card, amount: int, store_id: int, channel: str) -> list[dict]:
+    """The smart top-up offers that would pay this bill (empty when there are none)."""
+    try:
+        from portal.wallet import smart
+    except ImportError:
+        # portal.wallet.smart (smart top-up) is not there yet: no offers until it is.
+        return []
+    return smart.offers_for_bill(db.session, card=card, amount_minor=amount,
+                                 store_id=store_id, channel=channel)
+
+
+@bp.post("/charges/<int:charge_id>/refund")
+@client_required
+def refund_charge(charge_id: int):
+    from portal.members.models import MemberCard
+    from portal.wallet import balance as wallet
+    from portal.wallet.errors import WalletError
+
+    body = _body()
+    amount = None if body.get("amount") is None else _int(body, "amount", minimum=1)
+    try:
+        # Any key of the store that took the charge (till or web shop) can refund it.
+        refund = wallet.refund_charge(db.session, charge_id, amount_minor=amount,
+                                      refund_key=_text(body, "refund_key"),
+                                      store_id=g.api_client.store_id)
+    except WalletError as e:
+        raise _wallet_problem(e) from None
+    charge = wallet.get_charge(db.session, charge_id)
+    card = db.session.get(MemberCard, charge.card_id)
+    return jsonify(refund_id=refund.id, refund_key=refund.refund_key,
+                   amount=refund.amount_minor, principal=refund.principal_minor,
+                   bonus=refund.bonus_minor, charge=_charge_body(charge, card),
+                   balance_after=_balance_body(card)), 200 if refund.replayed else 201

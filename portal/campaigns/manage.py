@@ -8,6 +8,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from portal import clock
@@ -66,18 +67,38 @@ def _invalid(errors: dict[str, str]) -> CampaignError:
                          errors=errors)
 
 
-def _check_gift(session: Session, i: int, gift: dict, errors: dict) -> None:
-    prefix = f"gift-{i}-"
-    template_id, package_id = gift.get("template_id"), gift.get("package_id")
+def offer_problem(session: Session, template_id: int | None,
+                  package_id: int | None) -> str | None:
+    """Why this coupon or package cannot be given now (inactive, ended, a package with
+    such a coupon inside), or None. The coupon service's own check decides."""
+    from portal.coupons.errors import CouponError
+    from portal.coupons.services import _check_active
+
     if template_id:
         template = session.get(CouponTemplate, template_id)
-        if template is None or template.status != "active":
-            errors[prefix + "offer"] = _("This coupon is not active: activate it or choose "
-                                         "another.")
+        if template is None:
+            return _("Choose a coupon or a package.")
+        templates = [template]
     elif package_id:
         package = session.get(CouponPackage, package_id)
         if package is None or package.status != "active":
-            errors[prefix + "offer"] = _("This package is not active.")
+            return _("This package is not active.")
+        templates = [item.template for item in package.items]
+    else:
+        return _("Choose a coupon or a package.")
+    for template in templates:
+        try:
+            _check_active(template)
+        except CouponError as e:
+            return _("%(why)s Activate it or choose another.", why=str(e))
+    return None
+
+
+def _check_gift(session: Session, i: int, gift: dict, errors: dict) -> None:
+    prefix = f"gift-{i}-"
+    problem = offer_problem(session, gift.get("template_id"), gift.get("package_id"))
+    if problem:
+        errors[prefix + "offer"] = problem
     quantity = gift.get("quantity")
     if not isinstance(quantity, int) or not 1 <= quantity <= 20:
         errors[prefix + "quantity"] = _("Give between 1 and 20.")
@@ -105,6 +126,18 @@ def _check_gift(session: Session, i: int, gift: dict, errors: dict) -> None:
             errors[prefix + "valid_until"] = _("The window must end after it starts.")
 
 
+def _check_ids(session: Session, data: ActivityInput, errors: dict) -> None:
+    """Plans, tiers, segments and tags must exist (one may go in another tab meanwhile)."""
+    from portal.members.models import CardPlan, Segment, Tag, Tier
+
+    for name, model in (("plan_ids", CardPlan), ("tier_ids", Tier),
+                        ("segment_ids", Segment), ("tag_ids", Tag)):
+        wanted = set(getattr(data, name))
+        if wanted and len(set(session.scalars(select(model.id).where(
+                model.id.in_(wanted))))) != len(wanted):
+            errors.setdefault(name, _("One of these no longer exists: reload the page."))
+
+
 def _check(session: Session, kind: str, data: ActivityInput,
            activity: Activity | None) -> dict[str, str]:
     errors = dict(data.errors)
@@ -115,7 +148,7 @@ def _check(session: Session, kind: str, data: ActivityInput,
     if not CODE.match(data.code or ""):
         errors.setdefault("code", _("2 to 40 letters, digits, - or _."))
     elif session.scalar(select(Activity.id).where(
-            func.lower(Activity.code) == data.code.lower(),
+            Activity.code == data.code.strip().upper(),
             Activity.id != (activity.id if activity else -1))):
         errors.setdefault("code", _("This code is used by another activity."))
     if data.starts_at is None:
@@ -139,6 +172,7 @@ def _check(session: Session, kind: str, data: ActivityInput,
                                               "(1 to 3650)."))
         if not data.gifts:
             errors.setdefault("gifts", _("Choose at least one coupon to give."))
+    _check_ids(session, data, errors)
     if len(data.gifts) > MAX_GIFTS:
         errors.setdefault("gifts", _("At most %(n)d gifts.", n=MAX_GIFTS))
     for i, gift in enumerate(data.gifts):
@@ -176,7 +210,7 @@ def _clean_gift(gift: dict) -> dict:
 
 def _values(kind: str, data: ActivityInput) -> dict:
     profile = kind == ActivityKind.PROFILE_COMPLETION
-    return {"name": data.name.strip(), "code": data.code.strip(),
+    return {"name": data.name.strip(), "code": data.code.strip().upper(),
             "starts_at": data.starts_at, "ends_at": data.ends_at,
             "description": data.description.strip(),
             "required_fields": [f for f in PROFILE_FIELDS if f in data.required_fields]
@@ -187,6 +221,15 @@ def _values(kind: str, data: ActivityInput) -> dict:
             "points": data.points if profile else 0,
             "lapse_days": None if profile else data.lapse_days, "notify": data.notify,
             "gifts": [_clean_gift(g) for g in data.gifts]}
+
+
+def _flush_code(session: Session) -> None:
+    """Write now: a code another request saved meanwhile is refused like a used one."""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise _invalid({"code": _("This code is used by another activity.")}) from None
 
 
 def create(session: Session, kind: str, data: ActivityInput, *, operator_id: int,
@@ -204,9 +247,13 @@ def create(session: Session, kind: str, data: ActivityInput, *, operator_id: int
                             status=ActivityStatus.ACTIVE if launch else ActivityStatus.DRAFT,
                             gifts=[ActivityGift(**g) for g in gifts])
         session.add(activity)
-        session.flush()
+        _flush_code(session)
         record(session, operator_id, "activity.create", activity, after=_snapshot(activity))
         return activity
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
 
 
 def started(activity: Activity) -> bool:
@@ -240,6 +287,9 @@ def update(session: Session, activity_id: int, data: ActivityInput, *,
                           if not k.startswith("gift-") and k != "gifts"}
             locked = _("This cannot change once the activity has started.")
             current = {k: v for k, v in before.items() if k != "status"}
+            if values["starts_at"] and _minute(values["starts_at"]) == \
+                    _minute(activity.starts_at):
+                values["starts_at"] = activity.starts_at  # as shown: to the minute
             for name, value in values.items():
                 if name not in EDITABLE_WHEN_STARTED and value != current[name]:
                     errors.setdefault("gifts" if name == "gifts" else name, locked)
@@ -254,7 +304,7 @@ def update(session: Session, activity_id: int, data: ActivityInput, *,
         if [_gift_values(g) for g in activity.gifts] != gifts:
             activity.gifts = [ActivityGift(**g) for g in gifts]
         activity.updated_at = clock.now()
-        session.flush()
+        _flush_code(session)
         record(session, operator_id, "activity.update", activity, before=before,
                after=_snapshot(activity))
         return activity
@@ -284,6 +334,11 @@ def set_status(session: Session, activity_id: int, action: str, *,
         if activity.status not in allowed_from:
             raise CampaignError(CampaignErrorCode.INVALID,
                                 _("This activity cannot do that now."))
+        if action in ("launch", "resume"):
+            for gift in activity.gifts:
+                problem = offer_problem(session, gift.template_id, gift.package_id)
+                if problem:
+                    raise CampaignError(CampaignErrorCode.INVALID, problem)
         before = activity.status
         activity.status = to
         activity.updated_at = clock.now()

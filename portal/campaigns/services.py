@@ -30,7 +30,11 @@ from portal.ledger import AccountKind
 from portal.members.models import Member, MemberCard
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 10
+# A grant is given up (and shown as such on the performance page) a week after its
+# activity ends; MAX_ATTEMPTS marks it, and bounds a grant that fails for ever.
+MAX_ATTEMPTS = 10_000
+GIVE_UP_AFTER = timedelta(days=7)
+RETRY_CAP = timedelta(hours=6)
 
 
 @dataclass
@@ -165,40 +169,70 @@ def _tell_gift(session: Session, activity: Activity, member_id: int,
                    for g in gifts]})
 
 
+def retry_at(attempts: int, now: datetime) -> datetime:
+    """When to try a gift that could not be given again: 2, 4, 8 … minutes, at most
+    every 6 hours (a merchant restocking in the morning still delivers that day)."""
+    return now + min(timedelta(minutes=2 ** attempts), RETRY_CAP)
+
+
 @jobs.on_tick("deliver_grants")
 def deliver_due(session: Session, limit: int = 1000) -> int:
-    """Deliver delayed gifts whose time has come; each in its own transaction, so one
-    that fails (out of stock) is retried later without holding up the others."""
-    due = session.scalars(select(Grant.id).where(Grant.delivered_at.is_(None),
-                                                 Grant.due_at <= clock.now(),
-                                                 Grant.attempts < MAX_ATTEMPTS)
-                          .order_by(Grant.due_at).limit(limit)).all()
+    """Deliver the gifts whose time has come. The grants of one participation due
+    together go in one transaction with one message; one that cannot be given (out of
+    stock, a limit) is retried later with back-off, without holding up the others, until
+    a week after its activity ends."""
+    due = session.execute(select(Grant.id, Grant.participation_id).where(
+        Grant.delivered_at.is_(None), Grant.due_at <= clock.now(),
+        Grant.attempts < MAX_ATTEMPTS).order_by(Grant.due_at, Grant.id).limit(limit)).all()
     session.rollback()
+    groups: dict[int, list[int]] = {}
+    for grant_id, participation_id in due:
+        groups.setdefault(participation_id, []).append(grant_id)
     delivered = 0
-    for grant_id in due:
-        try:
-            with transaction(session):
-                grant = session.scalar(select(Grant).options(
-                    selectinload(Grant.gift).selectinload(ActivityGift.activity))
-                    .where(Grant.id == grant_id).with_for_update(skip_locked=True))
-                if grant is None or grant.delivered_at is not None:
-                    continue
-                activity = grant.gift.activity
-                if _deliver(session, grant, grant.gift, activity):
-                    delivered += 1
-                    if activity.notify and activity.kind == ActivityKind.PROFILE_COMPLETION:
-                        _tell_gift(session, activity, grant.member_id, [grant.gift])
-        except CouponError as e:
-            with transaction(session):
-                session.execute(update(Grant).where(Grant.id == grant_id).values(
-                    attempts=Grant.attempts + 1, last_error=str(e)[:255]))
-            log.warning("grant %s not delivered: %s", grant_id, e)
+    for grant_ids in groups.values():
+        failed: dict[int, str] = {}
+        with transaction(session):
+            grants = session.scalars(select(Grant).options(
+                selectinload(Grant.gift).selectinload(ActivityGift.activity))
+                .where(Grant.id.in_(grant_ids), Grant.delivered_at.is_(None))
+                .order_by(Grant.id).with_for_update(skip_locked=True)).all()
+            arrived = []
+            for grant in grants:
+                try:
+                    with session.begin_nested():
+                        if _deliver(session, grant, grant.gift, grant.gift.activity):
+                            arrived.append(grant.gift)
+                except CouponError as e:
+                    failed[grant.id] = str(e)[:255]
+            delivered += len(arrived)
+            activity = grants[0].gift.activity if grants else None
+            if arrived and activity.notify and \
+                    activity.kind == ActivityKind.PROFILE_COMPLETION:
+                _tell_gift(session, activity, grants[0].member_id, arrived)
+        if failed:
+            _retry_later(session, failed)
     return delivered
+
+
+def _retry_later(session: Session, failed: dict[int, str]) -> None:
+    now = clock.now()
+    with transaction(session):
+        for grant in session.scalars(select(Grant).options(
+                selectinload(Grant.gift).selectinload(ActivityGift.activity))
+                .where(Grant.id.in_(failed))):
+            log.warning("grant %s not delivered: %s", grant.id, failed[grant.id])
+            grant.attempts += 1
+            grant.last_error = failed[grant.id]
+            if now > grant.gift.activity.ends_at + GIVE_UP_AFTER:
+                grant.attempts = MAX_ATTEMPTS       # given up: staff see it counted
+            else:
+                grant.due_at = retry_at(grant.attempts, now)
 
 
 def activity_by_code(session: Session, code: str) -> Activity | None:
     return session.scalar(select(Activity).options(selectinload(Activity.gifts))
-                          .where(Activity.code == code, Activity.kind == "profile_completion"))
+                          .where(Activity.code == code.upper(),
+                                 Activity.kind == "profile_completion"))
 
 
 def participation_for(session: Session, activity_id: int, member_id: int) -> Participation | None:

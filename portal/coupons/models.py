@@ -116,6 +116,8 @@ class IssueBatch(Base):
     """One call of issue(): its idempotency key, what it gave and why."""
 
     __tablename__ = "coupon_issue_batches"
+    # An activity's performance counts its coupons by source.
+    __table_args__ = (Index("ix_coupon_issue_batches_source", "source", "source_ref"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(160), unique=True)

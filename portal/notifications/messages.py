@@ -71,8 +71,10 @@ def _points_expiring(params: dict) -> Wording:
     points = int(params.get("points") or 0)
     on = date.fromisoformat(params["on"]) if params.get("on") else None
     return Wording(_("Points expiring soon"),
-                   _("%(n)s points expire on %(date)s. Spending uses them first.",
-                     n=format_decimal(points), date=format_date(on) if on else ""),
+                   ngettext("%(n)s point expires on %(date)s. Spending uses it first.",
+                            "%(n)s points expire on %(date)s. Spending uses them first.",
+                            points, n=format_decimal(points),
+                            date=format_date(on) if on else ""),
                    "/points")
 
 

@@ -10,6 +10,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import clock, jobs, ledger
@@ -132,6 +133,20 @@ def _default_setting(kind: MessageKind) -> MessageSetting:
 LEAD_DAYS_MAX = 365
 
 
+def _ensure_rows(session: Session) -> None:
+    """A row per kind before saving, so two first saves at once lock the same rows
+    instead of both inserting them."""
+    with transaction(session):
+        have = set(session.scalars(select(MessageSetting.kind)))
+        for kind in MessageKind:
+            if kind not in have:
+                try:
+                    with session.begin_nested():
+                        session.add(_default_setting(kind))
+                except IntegrityError:
+                    pass  # added meanwhile by the other save
+
+
 def save_settings(session: Session, values: dict[str, dict], *,
                   operator_id: int) -> dict[MessageKind, MessageSetting]:
     """Switch kinds of message on or off, with or without e-mail, and how many days ahead
@@ -148,8 +163,10 @@ def save_settings(session: Session, values: dict[str, dict], *,
     if errors:
         raise NotificationError(NotificationErrorCode.INVALID,
                                 _("Please correct the marked fields."), errors=errors)
+    _ensure_rows(session)
     with transaction(session):
-        stored = {s.kind: s for s in session.scalars(select(MessageSetting))}
+        stored = {s.kind: s for s in session.scalars(
+            select(MessageSetting).with_for_update())}
         before, after = {}, {}
         for kind in MessageKind:
             given = values.get(kind, {})

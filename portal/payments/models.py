@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal import clock
 from portal.db import Base, UTCDateTime
+
+if TYPE_CHECKING:
+    from portal.members.models import Member
 
 
 class PaymentStatus(StrEnum):
@@ -54,6 +58,7 @@ class Payment(Base):
 
     refunds: Mapped[list[PaymentRefund]] = relationship(back_populates="payment",
                                                         order_by="PaymentRefund.id")
+    member: Mapped[Member | None] = relationship()
 
     @property
     def refundable_minor(self) -> int:

@@ -143,6 +143,9 @@ class Topup(Base):
     channel: Mapped[str] = mapped_column(String(8), default="ONLINE")
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A smart top-up also pays this bill from the balance, in the same step.
+    bill_minor: Mapped[int | None] = mapped_column(BigInteger)
+    bill_order_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -17,7 +17,7 @@ LOCALES = {"en": "en-US", "zh": "zh-CN"}
 
 
 @pytest.fixture
-def scene(member, link, owner, plan):
+def scene(member, link, owner, plan, store):
     from portal.members.models import CustomAttribute
 
     db.session.add(CustomAttribute(key="drink", name="Favourite drink", kind="text"))
@@ -51,9 +51,48 @@ def scene(member, link, owner, plan):
                         points=50, gifts=[ActivityGift(template_id=first_coupon.template_id,
                                                        delay="days", delay_amount=1)])
     db.session.add(activity)
+    from portal.wallet.models import TopupPlan
+
+    topup_plan = TopupPlan(
+        kind="range", name="Spring prepaid bonus", currency="CNY", status="active",
+        min_minor=10_000, max_minor=50_000, bonus_bp=1000, points_bp=500, first_bonus=True,
+        first_bonus_bp=500, first_points_bp=300, stock_total=500, stock_left=480,
+        schedule={"frequency": "weekly", "days": [4, 5], "times": "per_date",
+                  "per_date": {"4": ["10:00", "22:00"], "5": ["09:00", "23:00"]}},
+        description="Top up ¥100 to ¥500 and get 10% more.")
+    db.session.add(topup_plan)
+    from portal.wallet.models import SmartPlan, SmartTier
+
+    fixed_plan = TopupPlan(kind="fixed", name="Top up ¥200", currency="CNY", status="active",
+                           amount_minor=20_000, bonus_minor=3_000, bonus_points=100,
+                           description="¥30 more to spend, and 100 points.")
+    db.session.add_all([fixed_plan, SmartPlan(
+        name="Short? Top up", currency="CNY", status="active", rounding_minor=100,
+        tiers=[SmartTier(position=1, kind="discount", multiplier_bp=12000, bonus_bp=800),
+               SmartTier(position=2, kind="fixed", amount_minor=30_000, bonus_minor=3_000,
+                         bonus_points=300)])])
     db.session.commit()
+    from portal.db import transaction
+    from portal.wallet import balance as wallet
+    from portal.wallet import topups
+
+    with transaction(db.session):
+        wallet.credit(db.session, db.session.merge(card), principal=4_550, bonus=500,
+                      key="scene", reason="topup", source=("topup", 0))
+    topup = topups.start(db.session, member_id=member.id, card_id=card.id,
+                         plan_id=fixed_plan.id)
+    from flask import current_app
+
+    from portal.payments import services as payments
+
+    with current_app.test_request_context():
+        payments.open_checkout(db.session, topup.payment_id, success_url="/", cancel_url="/")
+    from portal.payments.models import Payment
+
+    token = db.session.get(Payment, topup.payment_id).token
     return {"coupon": first_coupon, "member": member, "owner": owner, "link": link,
-            "page": link.page, "card": card, "activity": activity.id}
+            "page": link.page, "card": card, "activity": activity.id,
+            "topup_plan": topup_plan.id, "fixed_plan": fixed_plan.id, "payment": token}
 
 
 def _watch(page) -> list[str]:
@@ -109,9 +148,20 @@ def test_member_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("mobile-change", "/me/mobile"), ("wallet", "/wallet"),
                       ("wallet-used", "/wallet?tab=used"),
                       ("coupon", f"/wallet/{scene['coupon'].id}"), ("inbox", "/inbox"),
-                      ("points", "/points"), ("activity", "/activities/PROFILE")):
+                      ("points", "/points"), ("activity", "/activities/PROFILE"),
+                      ("balance", "/balance"), ("topup", "/topup"),
+                      ("topup-plan", f"/topup/{scene['fixed_plan']}?card={scene['card'].id}"),
+                      ("pay", "/pay"), ("demo-checkout", f"/payments/demo/{scene['payment']}"),
+                      ("payment-status", f"/payments/{scene['payment']}")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
+    page.goto("/pay")
+    page.locator("#store").select_option(index=1)
+    page.locator("#amount").fill("128")
+    page.locator("#bill button[type=submit]").click()
+    page.locator("dialog.offers").wait_for()
+    _shoot(page, "pay-offers", width, locale, [e for e in errors if "status of 409" not in e])
+    errors.clear()
     context.close()
 
 
@@ -128,6 +178,11 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
     page.locator("form button[type=submit]").click()
     page.wait_for_url("**/admin/")
     pid, lid, mid = scene["page"].id, scene["link"].id, scene["member"].id
+    from sqlalchemy import select
+
+    from portal.wallet.models import SmartPlan
+
+    sid = db.session.scalar(select(SmartPlan.id).limit(1))
     for name, url in (("admin-overview", "/admin/"), ("admin-members", "/admin/members"),
                       ("admin-member", f"/admin/members/{mid}"),
                       ("admin-member-new", "/admin/members/new"),
@@ -149,7 +204,16 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-activity-new", "/admin/activities/new/reengagement"),
                       ("admin-activity-edit", f"/admin/activities/{scene['activity']}"),
                       ("admin-activity-performance",
-                       f"/admin/activities/{scene['activity']}/performance")):
+                       f"/admin/activities/{scene['activity']}/performance"),
+                      ("admin-topups", "/admin/topups"),
+                      ("admin-topup-new", "/admin/topups/new/fixed"),
+                      ("admin-topup-new-custom", "/admin/topups/new/custom"),
+                      ("admin-topup-edit", f"/admin/topups/{scene['topup_plan']}"),
+                      ("admin-topup-details", f"/admin/topups/{scene['topup_plan']}/details"),
+                      ("admin-topup-codes", f"/admin/topups/{scene['topup_plan']}/codes"),
+                      ("admin-smart", "/admin/smart-topups"),
+                      ("admin-smart-new", "/admin/smart-topups/new"),
+                      ("admin-smart-edit", f"/admin/smart-topups/{sid}?bill=86.50")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     page.goto(f"/admin/members/{mid}")

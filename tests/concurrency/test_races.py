@@ -269,3 +269,147 @@ def test_a_double_claim_of_a_profile_gift_gives_once(app, session, member, plan)
     assert sum(isinstance(r, Participation) for r in results) == 1
     assert all(isinstance(r, Participation | CampaignError) for r in results)
     assert ledger.balance(session, ledger.AccountKind.POINTS, "member", member.id) == 50
+
+
+# --- prepaid balance ---------------------------------------------------------------------
+
+def _funded_card(session, member, principal, bonus):
+    from portal.wallet import balance as wallet
+
+    card = session.merge(member).cards[0]
+    with transaction(session):
+        wallet.credit(session, card, principal=principal, bonus=bonus, key="fund",
+                      reason="topup", source=("test", 1))
+    return card.id
+
+
+def _ledger_sums_to_balances(session):
+    from sqlalchemy import func
+
+    session.expire_all()
+    for account in session.query(ledger.Account).all():
+        total = session.query(func.coalesce(func.sum(ledger.Entry.delta), 0)).filter_by(
+            account_id=account.id).scalar()
+        assert account.balance == total >= 0
+
+
+def test_50_parallel_charges_never_take_the_balance_below_zero(app, session, member):
+    from portal.wallet import balance as wallet
+    from portal.wallet.errors import WalletError, WalletErrorCode
+    from portal.wallet.models import Charge
+
+    card_id = _funded_card(session, member, 1000, 300)   # room for 13 charges of 100
+
+    def pay(s, i):
+        return wallet.charge(s, card_id=card_id, amount_minor=100, currency="CNY",
+                             idempotency_key=f"bill:{i}", channel="POS")
+
+    results = run_concurrently(app, pay, list(range(50)))
+    paid = [r for r in results if isinstance(r, Charge)]
+    refused = [r for r in results if isinstance(r, WalletError)]
+    assert len(paid) == 13 and len(refused) == 37, results
+    assert {e.code for e in refused} == {WalletErrorCode.INSUFFICIENT_BALANCE}
+    assert sum(c.principal_minor for c in paid) == 1000
+    assert sum(c.bonus_minor for c in paid) == 300
+    session.expire_all()
+    assert wallet.balance(session, card_id).total == 0
+    _ledger_sums_to_balances(session)
+
+
+def test_the_same_charge_key_in_parallel_charges_once(app, session, member):
+    from portal.wallet import balance as wallet
+    from portal.wallet.models import Charge
+
+    card_id = _funded_card(session, member, 1000, 0)
+    results = run_concurrently(app, lambda s, _i: wallet.charge(
+        s, card_id=card_id, amount_minor=300, currency="CNY", idempotency_key="same",
+        channel="POS"), list(range(10)))
+    assert all(isinstance(r, Charge) for r in results), results
+    assert len({r.id for r in results}) == 1
+    assert session.query(Charge).count() == 1
+    session.expire_all()
+    assert wallet.balance(session, card_id).total == 700
+    _ledger_sums_to_balances(session)
+
+
+def test_parallel_refunds_of_one_charge_never_exceed_it(app, session, member):
+    from portal.wallet import balance as wallet
+    from portal.wallet.errors import WalletError
+    from portal.wallet.models import Charge, ChargeRefund
+
+    card_id = _funded_card(session, member, 1000, 500)
+    paid = wallet.charge(session, card_id=card_id, amount_minor=1200, currency="CNY",
+                         idempotency_key="bill", channel="POS")   # 1000 + 200 bonus
+
+    def refund(s, i):
+        # 20 refunds of 100 under 10 keys, each key twice: ten refunds, each once.
+        return wallet.refund_charge(s, paid.id, amount_minor=100, refund_key=f"r{i % 10}")
+
+    results = run_concurrently(app, refund, list(range(20)))
+    assert all(isinstance(r, ChargeRefund | WalletError) for r in results), results
+    session.expire_all()
+    refunds = session.query(ChargeRefund).all()
+    assert len(refunds) == 10 and sum(r.amount_minor for r in refunds) == 1000
+    charge = session.get(Charge, paid.id)
+    assert charge.refunded_minor == 1000 and charge.refunded_bonus_minor == 200
+    b = wallet.balance(session, card_id)
+    assert (b.principal, b.bonus) == (800, 500)
+    _ledger_sums_to_balances(session)
+
+    more = run_concurrently(app, lambda s, i: wallet.refund_charge(
+        s, paid.id, amount_minor=150, refund_key=f"more{i}"), list(range(6)))
+    assert sum(isinstance(r, ChargeRefund) for r in more) == 1   # only 200 was left
+    session.expire_all()
+    assert session.get(Charge, paid.id).refunded_minor == 1150
+    _ledger_sums_to_balances(session)
+
+
+def _fixed_plan(session, stock=None):
+    from portal.wallet.models import TopupPlan
+
+    plan = TopupPlan(kind="fixed", name="Top up 100", currency="CNY", status="active",
+                     amount_minor=10000, bonus_minor=1000, bonus_points=0,
+                     stock_total=stock, stock_left=stock)
+    session.add(plan)
+    session.commit()
+    return plan
+
+
+def test_a_webhook_delivered_5_times_at_once_and_out_of_order_credits_once(app, session,
+                                                                          member):
+    import random
+
+    from portal.payments import services as payments
+    from portal.payments.models import Payment
+    from portal.payments.providers import DemoProvider
+    from portal.wallet import balance as wallet
+    from portal.wallet import topups
+
+    card = session.merge(member).cards[0]
+    plan = _fixed_plan(session)
+    topup = topups.start(session, member_id=member.id, card_id=card.id, plan_id=plan.id)
+    payment = session.get(Payment, topup.payment_id)
+    payment.provider_session_id = f"demo_cs_{payment.token}"
+    session.commit()
+    demo = DemoProvider(app.config["SECRET_KEY"])
+    deliveries = [demo.event(payment, "paid")] * 5 + [demo.event(payment, "expired")] * 2
+    random.shuffle(deliveries)
+    outcomes = run_concurrently(app, lambda s, d: payments.receive(s, *d), deliveries)
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    session.expire_all()
+    assert outcomes.count("fulfilled") + outcomes.count("fulfilled_late") == 1
+    assert wallet.balance(session, card.id).total == 11000
+
+
+def test_the_last_unit_of_a_plans_stock_goes_to_exactly_one_buyer(app, session, plan):
+    from portal.wallet import topups
+    from portal.wallet.errors import WalletError
+    from tests.fixtures import member_with_card
+
+    topup_plan = _fixed_plan(session, stock=1)
+    buyers = [member_with_card(plan) for _ in range(8)]
+    cards = {m.id: session.merge(m).cards[0].id for m in buyers}
+    outcomes = run_concurrently(app, lambda s, m: topups.start(
+        s, member_id=m.id, card_id=cards[m.id], plan_id=topup_plan.id), buyers)
+    assert sum(not isinstance(o, Exception) for o in outcomes) == 1
+    assert all(isinstance(o, WalletError) for o in outcomes if isinstance(o, Exception))

@@ -8,6 +8,7 @@ import pytest
 
 from portal import clock, jobs
 from portal.campaigns import reengagement
+from portal.campaigns import services as campaigns
 from portal.campaigns.models import Activity, ActivityGift, Grant, Participation
 from portal.coupons.models import Coupon
 from portal.db import transaction
@@ -193,3 +194,37 @@ def test_a_delayed_gift_arrives_after_its_delay(session, activity, member):
     assert session.query(Grant).one().due_at == MIDNIGHT + timedelta(hours=10)
     _midnight_tick(minute=10 * 60)
     assert _coupons(session, member) == 1
+
+
+def test_a_gift_out_of_stock_at_midnight_arrives_when_restocked_in_the_morning(session,
+                                                                             activity, member):
+    from portal.coupons.models import CouponTemplate
+
+    _set(session, member, last_purchase_at=MIDNIGHT - timedelta(days=40))
+    template_id = activity.gifts[0].template_id
+    with transaction(session):
+        session.query(CouponTemplate).filter_by(id=template_id).update(
+            {"inventory_total": 1, "inventory_left": 0})
+    for minute in range(0, 9 * 60, 5):           # until 9:00, out of stock
+        clock.freeze(MIDNIGHT + timedelta(minutes=minute))
+        jobs.run_tick()
+    assert session.query(Grant).one().attempts < 20   # backed off, not hammered
+    with transaction(session):
+        session.query(CouponTemplate).filter_by(id=template_id).update(
+            {"inventory_total": 2, "inventory_left": 1})
+    clock.freeze(MIDNIGHT + timedelta(hours=15))
+    jobs.run_tick()
+    assert _coupons(session, member) == 1
+
+
+def test_a_gift_is_given_up_a_week_after_the_activity_ends(session, activity, member):
+    from portal.coupons.models import CouponTemplate
+
+    _set(session, member, last_purchase_at=MIDNIGHT - timedelta(days=40))
+    with transaction(session):
+        session.query(CouponTemplate).filter_by(id=activity.gifts[0].template_id).update(
+            {"inventory_total": 1, "inventory_left": 0})
+    _midnight_tick()
+    clock.freeze(activity.ends_at + timedelta(days=8))
+    jobs.run_tick()
+    assert session.query(Grant).one().attempts == campaigns.MAX_ATTEMPTS

@@ -109,7 +109,7 @@ def test_an_inactive_coupon_cannot_be_a_gift(owner_client):
     draft = CouponTemplateFactory(title="Not yet", status="draft")
     r = owner_client.post("/admin/activities/new/profile_completion",
                           data=_profile(draft))
-    assert r.status_code == 422 and "not active" in r.get_data(as_text=True)
+    assert r.status_code == 422 and "is not available" in r.get_data(as_text=True)
     assert db.session.query(Activity).count() == 0
 
 
@@ -280,3 +280,59 @@ def test_revenue_counts_orders_since_taking_part_less_refunds(owner_client, coup
     figures = manage.performance(db.session, db.session.get(Activity, a.id))
     assert (figures.participants, figures.orders, figures.revenue) == (1, 2, {"CNY": 6500})
     assert (figures.gifts_delivered, figures.coupons_issued, figures.points_given) == (1, 1, 20)
+
+
+def test_a_package_holding_an_inactive_coupon_cannot_be_a_gift_or_launch(owner_client, coupon):
+    from portal.coupons.models import CouponPackage, PackageItem
+
+    old = CouponTemplateFactory(title="Old", status="inactive")
+    package = CouponPackage(name="Mixed", items=[PackageItem(template_id=coupon.id, quantity=1),
+                                                 PackageItem(template_id=old.id, quantity=1)])
+    db.session.add(package)
+    db.session.commit()
+    r = owner_client.post("/admin/activities/new/profile_completion", data=_profile(
+        coupon, **{"gift-0-offer": f"p:{package.id}"}))
+    assert r.status_code == 422 and "“Old” is not available" in r.get_data(as_text=True)
+
+
+def test_saving_keeps_a_gift_whose_coupon_was_deactivated_and_says_so(owner_client, coupon):
+    owner_client.post("/admin/activities/new/profile_completion", data=_profile(coupon))
+    a = db.session.query(Activity).one()
+    coupon = db.session.merge(coupon)
+    coupon.status = "inactive"
+    db.session.commit()
+    page = owner_client.get(f"/admin/activities/{a.id}").get_data(as_text=True)
+    assert "Welcome latte (no longer active)" in page
+    r = owner_client.post(f"/admin/activities/{a.id}", data=_profile(coupon, name="Renamed"))
+    assert r.status_code == 422 and "is not available" in r.get_data(as_text=True)
+    r = owner_client.post(f"/admin/activities/{a.id}/status", data={"action": "launch"},
+                          follow_redirects=True)
+    assert "is not available" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert [g.template_id for g in db.session.get(Activity, a.id).gifts] == [coupon.id] * 2
+    assert db.session.get(Activity, a.id).status == "draft"
+
+
+def test_codes_are_unique_whatever_the_case(owner_client, coupon):
+    owner_client.post("/admin/activities/new/profile_completion",
+                      data=_profile(coupon, code="Spring"))
+    assert db.session.query(Activity).one().code == "SPRING"
+    r = owner_client.post("/admin/activities/new/profile_completion",
+                          data=_profile(coupon, code="spring"))
+    assert r.status_code == 422
+
+
+def test_a_started_activity_with_seconds_in_its_start_can_be_renamed(owner_client, coupon):
+    a = _launched(owner_client, coupon)
+    a = db.session.get(Activity, a.id)
+    a.starts_at = a.starts_at.replace(second=42)
+    db.session.commit()
+    r = owner_client.post(f"/admin/activities/{a.id}", data=_profile(coupon, name="Renamed"))
+    assert r.status_code == 303
+
+
+def test_the_new_form_opens_on_29_february(owner_client):
+    from datetime import UTC, datetime
+
+    clock.freeze(datetime(2028, 2, 29, 4, 0, tzinfo=UTC))
+    assert owner_client.get("/admin/activities/new/reengagement").status_code == 200

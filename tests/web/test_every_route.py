@@ -8,7 +8,10 @@ from tests.fixtures import sign_in_as
 
 PUBLIC = ["/", "/sign-in", "/admin/sign-in", "/r/{slug}"]
 MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet",
-          "/wallet?tab=used", "/inbox", "/points", "/activities/PROFILE"]
+          "/wallet?tab=used", "/inbox", "/points", "/activities/PROFILE", "/balance",
+          "/topup", "/topup/{topup_plan_id}?card={card_id}&amount=200", "/pay",
+          "/pay?store=HQ01&amount=12.50", "/payments/{payment_token}",
+          "/payments/demo/{payment_token}"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
          "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
@@ -20,7 +23,14 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/activities/new/reengagement", "/admin/activities/{activity_id}",
          "/admin/activities/{activity_id}/performance",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
-         "/admin/links/{link_id}"]
+         "/admin/links/{link_id}", "/admin/topups", "/admin/topups?status=archived",
+         "/admin/topups/new/fixed", "/admin/topups/new/range", "/admin/topups/new/custom",
+         "/admin/topups/{topup_plan_id}", "/admin/topups/{topup_plan_id}/details",
+         "/admin/topups/{topup_plan_id}/codes", "/admin/payments",
+         "/admin/payments?status=paid", "/admin/payments/{payment_id}",
+         "/admin/smart-topups", "/admin/smart-topups?status=archived",
+         "/admin/smart-topups/new", "/admin/smart-topups/{smart_plan_id}",
+         "/admin/smart-topups/{smart_plan_id}?bill=100"]
 
 
 @pytest.fixture
@@ -42,10 +52,30 @@ def ids(member, link):
     segment = Segment(name="On the plan", match="all",
                       rules=[{"field": "plan", "op": "in", "value": [card.plan_id]}])
     db.session.add(segment)
+    from portal.wallet.models import TopupPlan
+
+    topup_plan = TopupPlan(kind="range", name="Any amount", currency="CNY", status="active",
+                           min_minor=10_000, max_minor=50_000, bonus_bp=1000, points_bp=500)
+    db.session.add(topup_plan)
+    from portal.wallet.models import SmartPlan, SmartTier
+
+    smart_plan = SmartPlan(name="Short? Top up", currency="CNY", status="active",
+                           rounding_minor=10, tiers=[SmartTier(position=1, kind="discount",
+                                                               multiplier_bp=12000,
+                                                               bonus_bp=800)])
+    db.session.add(smart_plan)
     db.session.commit()
+    from portal.payments.models import Payment
+    from portal.wallet import topups
+
+    topup = topups.start(db.session, member_id=member.id, card_id=card.id,
+                         plan_id=topup_plan.id, amount_minor=20_000)
+    topup.payment = db.session.get(Payment, topup.payment_id)
     return {"slug": link.page.slug, "card_id": card.id, "member_id": member.id,
             "page_id": link.page_id, "link_id": link.id, "plan_id": card.plan_id,
-            "segment_id": segment.id, "activity_id": activity.id}
+            "segment_id": segment.id, "activity_id": activity.id,
+            "topup_plan_id": topup_plan.id, "payment_token": topup.payment.token,
+            "payment_id": topup.payment_id, "smart_plan_id": smart_plan.id}
 
 
 def _check(client, url):
