@@ -15,7 +15,7 @@ from wtforms.fields.choices import SelectChoice
 
 from portal import clock
 from portal.admin.forms import _checkboxes
-from portal.admin.topups import LOCAL_FORMAT, _local, _major, _pct, _Reader
+from portal.admin.topups import LOCAL_FORMAT, _local, _major, _pct, _Reader, status_move
 from portal.admin.views import MANAGERS, bp
 from portal.coupons.models import CouponTemplate
 from portal.db import db
@@ -23,7 +23,7 @@ from portal.members import services as members
 from portal.money import Money
 from portal.wallet import plans, smart, smart_plans
 from portal.wallet.models import PlanStatus
-from portal.wallet.plans import PlanError, PlanErrorCode
+from portal.wallet.plans import PlanError
 from portal.web.auth import current_staff, staff_required
 from portal.web.forms import EmptyForm, apply_error, shown_status
 from portal.web.render import render
@@ -387,18 +387,6 @@ def smart_edit(plan_id: int):
 def smart_status(plan_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400)
-    action = request.form.get("action", "")
-    try:
-        smart_plans.set_status(db.session, plan_id, action, operator_id=current_staff().id)
-    except PlanError as e:
-        if e.code == PlanErrorCode.NOT_FOUND:
-            abort(404)
-        flash(str(e), "error")
-    else:
-        flash({"activate": _("The plan is active."),
-               "deactivate": _("The plan is deactivated."),
-               "archive": _("The plan is archived.")}[action], "success")
-    if request.form.get("back") == "list":
-        return redirect(url_for("admin.smart_list"), 303)
-    return redirect(url_for("admin.smart_edit", plan_id=plan_id), 303)
+    return status_move(smart_plans.set_status, plan_id, "admin.smart_list",
+                       "admin.smart_edit")
 

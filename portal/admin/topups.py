@@ -477,9 +477,15 @@ def topup_edit(plan_id: int):
 def topup_status(plan_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400)
+    return status_move(plans.set_status, plan_id, "admin.topup_list", "admin.topup_edit")
+
+
+def status_move(set_status, plan_id: int, list_endpoint: str, edit_endpoint: str):
+    """Activate / deactivate / archive a top-up or smart top-up plan from its page or the
+    list, flashing the outcome."""
     action = request.form.get("action", "")
     try:
-        plans.set_status(db.session, plan_id, action, operator_id=current_staff().id)
+        set_status(db.session, plan_id, action, operator_id=current_staff().id)
     except PlanError as e:
         if e.code == PlanErrorCode.NOT_FOUND:
             abort(404)
@@ -489,8 +495,8 @@ def topup_status(plan_id: int):
                "deactivate": _("The plan is deactivated."),
                "archive": _("The plan is archived.")}[action], "success")
     if request.form.get("back") == "list":
-        return redirect(url_for("admin.topup_list"), 303)
-    return redirect(url_for("admin.topup_edit", plan_id=plan_id), 303)
+        return redirect(url_for(list_endpoint), 303)
+    return redirect(url_for(edit_endpoint, plan_id=plan_id), 303)
 
 
 @bp.get("/topups/<int:plan_id>/details")

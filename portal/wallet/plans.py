@@ -399,15 +399,14 @@ ACTIONS = {
 }
 
 
-def set_status(session: Session, plan_id: int, action: str, *, operator_id: int | None
-               ) -> TopupPlan:
+def move(session: Session, model, plan_id: int, action: str, *, operator_id: int | None,
+         audit: str, missing: str):
     """Activate, deactivate or archive (for good: read-only, hidden from the list unless
-    asked for) a plan."""
+    asked for) a top-up or smart top-up plan, audited as f"{audit}.{action}"."""
     with transaction(session):
-        plan = session.scalar(select(TopupPlan).where(TopupPlan.id == plan_id)
-                              .with_for_update())
+        plan = session.scalar(select(model).where(model.id == plan_id).with_for_update())
         if plan is None or action not in ACTIONS:
-            raise PlanError(PlanErrorCode.NOT_FOUND, _("There is no such top-up plan."))
+            raise PlanError(PlanErrorCode.NOT_FOUND, missing)
         allowed, to = ACTIONS[action]
         if plan.status not in allowed:
             raise PlanError(PlanErrorCode.NOT_NOW,
@@ -417,9 +416,15 @@ def set_status(session: Session, plan_id: int, action: str, *, operator_id: int 
         before = plan.status
         plan.status = to
         plan.updated_at = clock.now()
-        record(session, operator_id, f"topup_plan.{action}", plan,
+        record(session, operator_id, f"{audit}.{action}", plan,
                before={"status": before}, after={"status": to})
         return plan
+
+
+def set_status(session: Session, plan_id: int, action: str, *, operator_id: int | None
+               ) -> TopupPlan:
+    return move(session, TopupPlan, plan_id, action, operator_id=operator_id,
+                audit="topup_plan", missing=_("There is no such top-up plan."))
 
 
 @dataclass

@@ -27,9 +27,9 @@ from portal.coupons.models import CouponTemplate
 from portal.db import transaction
 from portal.members.models import CardPlan, Tier
 from portal.staff.services import record
+from portal.wallet import plans
 from portal.wallet.models import PlanStatus, SmartPlan, SmartTier, Topup, TopupStatus
 from portal.wallet.plans import (
-    ACTIONS,
     CHANNELS,
     MAX_BP,
     MAX_TEXT,
@@ -297,25 +297,9 @@ def update(session: Session, plan_id: int, data: dict, *, operator_id: int | Non
 
 def set_status(session: Session, plan_id: int, action: str, *, operator_id: int | None
                ) -> SmartPlan:
-    """Activate, deactivate or archive (for good: read-only, hidden from the list unless
-    asked for) a plan; the same moves as top-up plans."""
-    with transaction(session):
-        plan = session.scalar(select(SmartPlan).where(SmartPlan.id == plan_id)
-                              .with_for_update())
-        if plan is None or action not in ACTIONS:
-            raise PlanError(PlanErrorCode.NOT_FOUND, _("There is no such smart top-up plan."))
-        allowed, to = ACTIONS[action]
-        if plan.status not in allowed:
-            raise PlanError(PlanErrorCode.NOT_NOW,
-                            _("Deactivate the plan before archiving it.")
-                            if action == "archive" and plan.status == PlanStatus.ACTIVE
-                            else _("This plan cannot do that now."))
-        before = plan.status
-        plan.status = to
-        plan.updated_at = clock.now()
-        record(session, operator_id, f"smart_plan.{action}", plan,
-               before={"status": before}, after={"status": to})
-        return plan
+    """The same moves as top-up plans."""
+    return plans.move(session, SmartPlan, plan_id, action, operator_id=operator_id,
+                      audit="smart_plan", missing=_("There is no such smart top-up plan."))
 
 
 @dataclass
