@@ -90,9 +90,11 @@ def scene(member, link, owner, plan, store):
     from portal.payments.models import Payment
 
     token = db.session.get(Payment, topup.payment_id).token
+    payment_id = topup.payment_id
     return {"coupon": first_coupon, "member": member, "owner": owner, "link": link,
             "page": link.page, "card": card, "activity": activity.id,
-            "topup_plan": topup_plan.id, "fixed_plan": fixed_plan.id, "payment": token}
+            "topup_plan": topup_plan.id, "fixed_plan": fixed_plan.id, "payment": token,
+            "payment_id": payment_id}
 
 
 def _watch(page) -> list[str]:
@@ -205,6 +207,8 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-activity-edit", f"/admin/activities/{scene['activity']}"),
                       ("admin-activity-performance",
                        f"/admin/activities/{scene['activity']}/performance"),
+                      ("admin-payments", "/admin/payments"),
+                      ("admin-payment", f"/admin/payments/{scene['payment_id']}"),
                       ("admin-topups", "/admin/topups"),
                       ("admin-topup-new", "/admin/topups/new/fixed"),
                       ("admin-topup-new-custom", "/admin/topups/new/custom"),
