@@ -92,7 +92,9 @@ def load(overrides: dict | None = None) -> dict:
         "STRIPE_API_BASE": _env("STRIPE_API_BASE"),
         # The public address Stripe sends members back to (e.g. https://members.example.com).
         "PUBLIC_URL": _env("PUBLIC_URL"),
-        "PAYMENT_TTL": timedelta(minutes=30),
+        # Stripe wants a checkout to expire at least 30 minutes after it is created; 35
+        # leaves room for the time between our row and Stripe's call.
+        "PAYMENT_TTL": timedelta(minutes=35),
     }
     if overrides:
         cfg.update(overrides)

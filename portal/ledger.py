@@ -177,7 +177,7 @@ def _consume_lots(session: Session, account_id: int, amount: int) -> None:
         select(Entry)
         .where(Entry.account_id == account_id, Entry.open_amount > 0)
         .order_by(Entry.expires_at.is_(None), Entry.expires_at, Entry.id)
-        .with_for_update()
+        .with_for_update().execution_options(populate_existing=True)
     )
     for lot in lots:
         if amount == 0:
@@ -197,7 +197,7 @@ def expire(session: Session, acc: Account, *, at: datetime | None = None) -> int
         select(Entry)
         .where(Entry.account_id == acc.id, Entry.open_amount > 0, Entry.expires_at <= at)
         .order_by(Entry.expires_at, Entry.id)
-        .with_for_update()
+        .with_for_update().execution_options(populate_existing=True)
     ).all()
     total = 0
     for lot in lapsed:

@@ -225,6 +225,7 @@ def upgrade() -> None:
     sa.Column('points', sa.Integer(), nullable=False),
     sa.Column('gifts', sa.JSON(), nullable=False),
     sa.Column('first', sa.Boolean(), nullable=False),
+    sa.Column('holds_stock', sa.Boolean(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('payment_id', sa.Integer(), nullable=True),
     sa.Column('code_id', sa.Integer(), nullable=True),

@@ -99,7 +99,7 @@ def _multiple(read: _Reader, raw: str | None, name: str) -> int | None:
         return None
     try:
         bp = Decimal(raw) * 10_000
-        if bp != bp.to_integral_value() or bp < 0:
+        if not bp.is_finite() or bp != bp.to_integral_value() or bp < 0:
             raise InvalidOperation
         return int(bp)
     except InvalidOperation:

@@ -110,7 +110,7 @@ class _Reader:
             return None
         try:
             bp = Decimal(raw) * 100
-            if bp != bp.to_integral_value() or bp < 0:
+            if not bp.is_finite() or bp != bp.to_integral_value() or bp < 0:
                 raise InvalidOperation
             return int(bp)
         except InvalidOperation:
@@ -569,9 +569,10 @@ def topup_codes_csv(batch_id: int):
     writer.writerow(["code", "amount", "currency", "scenario", "valid_until", "redeemed_at"])
     amount = str(Money(batch.amount_minor, plan.currency).amount)
     until = clock.local(batch.valid_until).isoformat() if batch.valid_until else ""
-    # A scenario starting with = + - @ would be a formula in a spreadsheet.
+    # A scenario starting with = + - @ (or a tab, CR or NUL) would be a formula in a
+    # spreadsheet.
     scenario = batch.scenario
-    if scenario[:1] in ("=", "+", "-", "@"):
+    if scenario[:1] in ("=", "+", "-", "@", "\t", "\r", "\0"):
         scenario = "'" + scenario
     for c in codes:
         writer.writerow([c.code, amount, plan.currency, scenario, until,

@@ -270,7 +270,8 @@ def update(session: Session, activity_id: int, data: ActivityInput, *,
     an archived activity is read-only."""
     with transaction(session):
         activity = session.scalar(select(Activity).options(selectinload(Activity.gifts))
-                                  .where(Activity.id == activity_id).with_for_update())
+                                  .where(Activity.id == activity_id)
+                                      .with_for_update().execution_options(populate_existing=True))
         if activity is None:
             raise CampaignError(CampaignErrorCode.NOT_FOUND, _("There is no such activity."))
         if activity.status == ActivityStatus.ARCHIVED:
@@ -327,7 +328,7 @@ def set_status(session: Session, activity_id: int, action: str, *,
     owed are still delivered (members were promised them)."""
     with transaction(session):
         activity = session.scalar(select(Activity).where(Activity.id == activity_id)
-                                  .with_for_update())
+                                  .with_for_update().execution_options(populate_existing=True))
         if activity is None or action not in ACTIONS:
             raise CampaignError(CampaignErrorCode.NOT_FOUND, _("There is no such activity."))
         allowed_from, to = ACTIONS[action]

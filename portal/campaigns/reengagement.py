@@ -91,7 +91,8 @@ def scan(session: Session, activity_id: int, day: date | None = None) -> int:
     day = day or clock.today()
     with transaction(session):
         activity = session.scalar(select(Activity).options(selectinload(Activity.gifts))
-                                  .where(Activity.id == activity_id).with_for_update())
+                                  .where(Activity.id == activity_id)
+                                      .with_for_update().execution_options(populate_existing=True))
         if activity is None or activity.kind != ActivityKind.REENGAGEMENT \
                 or activity.state() != "active" or not activity.lapse_days:
             return 0

@@ -100,7 +100,7 @@ def claim(session: Session, activity_id: int, member_id: int) -> Participation:
             activity = session.scalar(select(Activity).options(selectinload(Activity.gifts))
                                       .where(Activity.id == activity_id))
             member = session.scalar(select(Member).where(Member.id == member_id)
-                                    .with_for_update())
+                                    .with_for_update().execution_options(populate_existing=True))
             if activity is None or member is None:
                 raise CampaignError(CampaignErrorCode.NOT_FOUND, _("There is no such activity."))
             check = eligibility(session, activity, member)
@@ -195,7 +195,7 @@ def deliver_due(session: Session, limit: int = 1000) -> int:
             grants = session.scalars(select(Grant).options(
                 selectinload(Grant.gift).selectinload(ActivityGift.activity))
                 .where(Grant.id.in_(grant_ids), Grant.delivered_at.is_(None))
-                .order_by(Grant.id).with_for_update(skip_locked=True)).all()
+                .order_by(Grant.id).with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
             arrived = []
             for grant in grants:
                 try:

@@ -450,7 +450,7 @@ def update_template(session: Session, template_id: int, data: dict, *,
     clean = clean_template(data)
     with transaction(session):
         template = session.scalar(select(CouponTemplate).where(CouponTemplate.id == template_id)
-                                  .with_for_update())
+                                  .with_for_update().execution_options(populate_existing=True))
         if template is None:
             raise CouponError(CouponErrorCode.NOT_FOUND, _("There is no such coupon."))
         before = _snapshot(template)
@@ -664,7 +664,9 @@ class Check:
 def _lookup(session: Session, code: str, *, for_update: bool = False) -> Coupon | None:
     query = select(Coupon).options(selectinload(Coupon.template)).where(
         Coupon.code == (code or "").replace("-", "").replace(" ", "").upper())
-    return session.scalar(query.with_for_update() if for_update else query)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
 
 
 def discount_for(template: CouponTemplate, lines: list[Line]) -> tuple[str | None, int]:
@@ -761,7 +763,7 @@ def rollback(session: Session, redemption_id: int, *, store_id: int) -> Redempti
     """Undo a redemption (a refund), once: the coupon is available again while valid."""
     with transaction(session):
         redemption = session.scalar(select(Redemption).where(Redemption.id == redemption_id)
-                                    .with_for_update())
+                                    .with_for_update().execution_options(populate_existing=True))
         if redemption is None or redemption.store_id != store_id:
             raise CouponError(CouponErrorCode.NOT_FOUND, _("There is no such redemption."))
         if redemption.rolled_back_at is not None:

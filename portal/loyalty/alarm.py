@@ -112,7 +112,8 @@ def send_report(session: Session) -> int:
 
     yesterday = clock.today() - timedelta(days=1)
     with transaction(session):
-        alarm = session.scalar(select(PointsAlarm).limit(1).with_for_update())
+        alarm = session.scalar(select(PointsAlarm).limit(1)
+                               .with_for_update().execution_options(populate_existing=True))
         if alarm is None or not alarm.emails or alarm.last_report_on == yesterday:
             return 0
         # Every day not reported yet (a stopped worker catches up), at most a week back.

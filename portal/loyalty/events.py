@@ -81,7 +81,8 @@ def _reward(session: Session, *, event_key: str, member_id: int,
         if event is None or not event.is_active:
             raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_EVENT, _("There is no such event."))
         # Lock first: a parallel repeat of this member's report waits, then finds it.
-        session.scalar(select(Member.id).where(Member.id == member_id).with_for_update())
+        session.scalar(select(Member.id).where(Member.id == member_id)
+                       .with_for_update().execution_options(populate_existing=True))
         done = session.scalar(select(InteractionRecord).where(
             InteractionRecord.event_id == event.id, InteractionRecord.reference == reference))
         if done is not None:

@@ -189,7 +189,8 @@ def refund_order(session: Session, *, store_id: int, external_id: str, refund_id
     with transaction(session):
         order = session.scalar(select(Order).options(selectinload(Order.refunds))
                                .where(Order.store_id == store_id,
-                                      Order.external_id == external_id).with_for_update())
+                                      Order.external_id == external_id)
+                                          .with_for_update().execution_options(populate_existing=True))
         if order is None:
             raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_ORDER, _("There is no such order."))
         done = next((r for r in order.refunds if r.refund_id == refund_id), None)
@@ -392,7 +393,7 @@ def save_earning_rule(session: Session, plan_id: int, data: dict, *,
         if session.get(CardPlan, plan_id) is None:
             raise LoyaltyError(LoyaltyErrorCode.INVALID, _("There is no such card plan."))
         rule = session.scalar(select(EarningRule).where(EarningRule.plan_id == plan_id)
-                              .with_for_update())
+                              .with_for_update().execution_options(populate_existing=True))
         before = {f: getattr(rule, f) for f in fields} if rule else None
         if rule is None:
             rule = EarningRule(plan_id=plan_id)
@@ -495,7 +496,8 @@ def set_experience_on_timeline(session: Session, on: bool, *, operator_id: int) 
     from portal.staff.services import record
 
     with transaction(session):
-        row = session.scalar(select(LoyaltySettings).limit(1).with_for_update())
+        row = session.scalar(select(LoyaltySettings).limit(1)
+                             .with_for_update().execution_options(populate_existing=True))
         if row is None:
             row = LoyaltySettings()
             session.add(row)

@@ -166,7 +166,7 @@ def _check_code(session: Session, code_id: int, code: str,
     (so a wrong try still counts)."""
     otp = session.scalar(select(OneTimeCode).where(OneTimeCode.id == code_id,
                                                    OneTimeCode.purpose == purpose)
-                         .with_for_update())
+                         .with_for_update().execution_options(populate_existing=True))
     if otp is None or otp.used_at is not None:
         return None, MemberError(MemberErrorCode.CODE_EXPIRED,
                                  _("This code is no longer valid. Ask for a new one."),
@@ -785,7 +785,7 @@ def set_published(session: Session, page_id: int, published: bool, *,
 def _page(session: Session, page_id: int) -> RegistrationPage:
     page = session.scalar(select(RegistrationPage).options(
         selectinload(RegistrationPage.fields)).where(RegistrationPage.id == page_id)
-        .with_for_update())
+        .with_for_update().execution_options(populate_existing=True))
     if page is None:
         raise MemberError(MemberErrorCode.NOT_FOUND, _("No such page."))
     return page

@@ -58,7 +58,7 @@ def deliver(session: Session, message_id: int) -> str:
         message = session.scalar(
             select(OutboxMessage).where(OutboxMessage.id == message_id,
                                         OutboxMessage.status == OutboxStatus.PENDING)
-            .with_for_update(skip_locked=True))
+            .with_for_update(skip_locked=True).execution_options(populate_existing=True))
         if message is None:
             return "skipped"
         sender_name = current_app.config[
@@ -166,7 +166,7 @@ def save_settings(session: Session, values: dict[str, dict], *,
     _ensure_rows(session)
     with transaction(session):
         stored = {s.kind: s for s in session.scalars(
-            select(MessageSetting).with_for_update())}
+            select(MessageSetting).with_for_update().execution_options(populate_existing=True))}
         before, after = {}, {}
         for kind in MessageKind:
             given = values.get(kind, {})

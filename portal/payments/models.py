@@ -22,6 +22,7 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"            # a delayed method failed
     EXPIRED = "expired"          # abandoned or cancelled: reservations released
     REFUNDED = "refunded"        # all of it given back (a part: `refunded_minor`)
+    REVIEW = "review"            # paid, but not what we asked: staff look (nothing given)
 
 
 class Payment(Base):

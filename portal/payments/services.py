@@ -42,13 +42,15 @@ class Purpose:
     release: Callable
     refund: Callable | None = None
     result_endpoint: str | None = None  # where the member goes once it is paid
+    note: Callable | None = None        # (session, payment) -> what else the member must know
 
 
 PURPOSES: dict[str, Purpose] = {}
 
 
-def register(name: str, *, label, fulfil, release, refund=None, result_endpoint=None):
-    PURPOSES[name] = Purpose(name, label, fulfil, release, refund, result_endpoint)
+def register(name: str, *, label, fulfil, release, refund=None, result_endpoint=None,
+             note=None):
+    PURPOSES[name] = Purpose(name, label, fulfil, release, refund, result_endpoint, note)
 
 
 def purpose_label(name: str) -> str:
@@ -100,7 +102,8 @@ def open_checkout(session: Session, payment_id: int, *, success_url: str,
 
 
 def _locked(session: Session, payment_id: int) -> Payment | None:
-    return session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
+    return session.scalar(select(Payment).where(Payment.id == payment_id)
+                          .with_for_update().execution_options(populate_existing=True))
 
 
 def by_token(session: Session, token: str, member_id: int | None = None) -> Payment | None:
@@ -136,14 +139,16 @@ def handle(session: Session, event: dict) -> str:
                                      outcome=outcome))
             return outcome
     except IntegrityError:
-        # The same event, handled by a parallel delivery that committed first.
         session.rollback()
-        return "duplicate"
+        if session.scalar(select(PaymentEvent.id).where(PaymentEvent.provider == name,
+                                                        PaymentEvent.event_id == event["id"])):
+            return "duplicate"  # handled by a parallel delivery that committed first
+        raise  # anything else fails the webhook, so that the provider sends it again
 
 
 def _payment_for(session: Session, obj: dict) -> Payment | None:
     payment_id = (obj.get("metadata") or {}).get("payment_id")
-    query = select(Payment).with_for_update()
+    query = select(Payment).with_for_update().execution_options(populate_existing=True)
     if payment_id and str(payment_id).isdigit():
         return session.scalar(query.where(Payment.id == int(payment_id)))
     if obj.get("id"):
@@ -181,6 +186,7 @@ def _paid(session: Session, payment: Payment, provider_payment_id: str | None,
                                or (currency and currency != payment.currency)):
         log.error("payment %s: paid %s %s, expected %s %s", payment.id, amount, currency,
                   payment.amount_minor, payment.currency)
+        _close(session, payment, PaymentStatus.REVIEW)
         return "amount_mismatch"
     late = payment.status in (PaymentStatus.EXPIRED, PaymentStatus.FAILED)
     payment.provider_payment_id = provider_payment_id or payment.provider_payment_id
@@ -236,10 +242,11 @@ def sweep(session: Session, limit: int = 100) -> dict[str, int]:
     """Checkouts left open past their expiry (an event lost, a tab closed): ask the
     provider and settle them as its event would have. A delayed method still processing
     is left to its own event."""
+    # Newest first: a few the provider cannot answer for must not hold up the rest.
     stale = session.scalars(select(Payment.id).where(
         Payment.status == PaymentStatus.OPEN,
         Payment.expires_at < clock.now() - timedelta(minutes=5))
-        .order_by(Payment.id).limit(limit)).all()
+        .order_by(Payment.id.desc()).limit(limit)).all()
     session.rollback()
     done = {"paid": 0, "expired": 0}
     for payment_id in stale:
@@ -256,10 +263,12 @@ def sweep(session: Session, limit: int = 100) -> dict[str, int]:
             if payment.status != PaymentStatus.OPEN:
                 continue
             if remote is not None and remote.paid:
-                _paid(session, payment, remote.payment_id, remote.amount_minor,
-                      remote.currency)
-                done["paid"] += 1
-            elif remote is None or remote.status != "complete":
+                if _paid(session, payment, remote.payment_id, remote.amount_minor,
+                         remote.currency).startswith("fulfilled"):
+                    done["paid"] += 1
+            elif remote is not None and remote.status == "complete":
+                payment.status = PaymentStatus.PROCESSING  # a delayed method: its event
+            else:
                 _expire(session, payment)
                 done["expired"] += 1
     return done
@@ -352,6 +361,7 @@ STATUS_LABELS = {
     PaymentStatus.FAILED: _l("Failed"),
     PaymentStatus.EXPIRED: _l("Expired or cancelled"),
     PaymentStatus.REFUNDED: _l("Refunded"),
+    PaymentStatus.REVIEW: _l("Needs attention"),
 }
 
 

@@ -52,9 +52,12 @@ def status(token: str):
     """Where the member lands back: shows the status only (the webhook fulfils); an
     open payment is polled with HTMX until it settles."""
     payment = _own(token)
+    purpose = payments.PURPOSES.get(payment.purpose)
+    note = purpose.note(db.session, payment) if purpose and purpose.note and \
+        payment.status == PaymentStatus.PAID else None
     return render("payments/status.html", block="status", payment=payment,
                   result_url=_result_url(payment), labels=payments.STATUS_LABELS,
-                  demo=payments.is_demo())
+                  demo=payments.is_demo(), note=note)
 
 
 @bp.get("/<token>/cancelled")

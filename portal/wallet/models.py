@@ -137,6 +137,8 @@ class Topup(Base):
     # The coupons to give: [{"template_id"|"package_id": id, "quantity": n}].
     gifts: Mapped[list] = mapped_column(JSON, default=list)
     first: Mapped[bool] = mapped_column(default=False)
+    # Whether it holds a unit of its plan's stock (to give back if it is not paid).
+    holds_stock: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(10), default=TopupStatus.PENDING)
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     code_id: Mapped[int | None] = mapped_column(ForeignKey("recharge_codes.id"), unique=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from decimal import InvalidOperation
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -93,6 +93,11 @@ def pay():
             else:
                 flash(_("Paid %(amount)s from your balance.",
                         amount=money(paid.amount_minor, paid.currency)), "success")
+                if request.htmx:
+                    # The form was sent by htmx into #bill: move the whole page instead.
+                    response = make_response("", 200)
+                    response.headers["HX-Redirect"] = url_for("wallet.balance_page")
+                    return response
                 return redirect(url_for("wallet.balance_page"), 303)
         else:
             status = 422

@@ -361,7 +361,7 @@ def update(session: Session, plan_id: int, data: dict, *, operator_id: int | Non
     not change."""
     with transaction(session):
         plan = session.scalar(select(TopupPlan).where(TopupPlan.id == plan_id)
-                              .with_for_update())
+                              .with_for_update().execution_options(populate_existing=True))
         if plan is None:
             raise PlanError(PlanErrorCode.NOT_FOUND, _("There is no such top-up plan."))
         if plan.status == PlanStatus.ARCHIVED:
@@ -404,7 +404,8 @@ def move(session: Session, model, plan_id: int, action: str, *, operator_id: int
     """Activate, deactivate or archive (for good: read-only, hidden from the list unless
     asked for) a top-up or smart top-up plan, audited as f"{audit}.{action}"."""
     with transaction(session):
-        plan = session.scalar(select(model).where(model.id == plan_id).with_for_update())
+        plan = session.scalar(select(model).where(model.id == plan_id)
+                              .with_for_update().execution_options(populate_existing=True))
         if plan is None or action not in ACTIONS:
             raise PlanError(PlanErrorCode.NOT_FOUND, missing)
         allowed, to = ACTIONS[action]

@@ -6,9 +6,10 @@ Formulas (bp: basis points, 1% = 100, 1.2× = 12000); one rounding at the end of
 - gift: the same, plus points = top-up × points % and the tier's gift.
 - fixed: the tier's own top-up, bonus, points and gift (no link to the bill).
 The top-up is rounded UP to the plan's precision (0.1 / 1 / 10 / 100 units) and raised to
-the plan's minimum top-up; the bonus is rounded DOWN to the precision; points are whole,
-rounded down. First top-up extras: a gift (discount and fixed tiers) or extra bonus and
-points percentages of the top-up (gift tiers).
+the plan's minimum top-up (the precision is for the top-up amount only); the bonus is
+rounded down to the cent; points are whole, rounded down. First top-up extras: a gift
+(discount and fixed tiers) or extra bonus and points percentages of the top-up (gift
+tiers).
 Doc examples: 1.2× and 8% on 100 → top up 120, bonus 8, 128 usable; 1.3×, 5% and 10%
 points on 90 → top up 117, bonus 4.50, 11 points (11.7 rounded down)."""
 from __future__ import annotations
@@ -67,15 +68,14 @@ def tier_offer(plan: SmartPlan, tier: SmartTier, bill_minor: int, *, first: bool
     else:
         topup = max(_round(bill * tier.multiplier_bp / BP, plan.rounding_minor, ROUND_CEILING),
                     plan.min_topup_minor)
-        bonus = _round(bill * (tier.bonus_bp or 0) / BP, plan.rounding_minor, ROUND_FLOOR)
+        bonus = _round(bill * (tier.bonus_bp or 0) / BP, 1, ROUND_FLOOR)
         points = 0
         if tier.kind == "gift":
             # Points are per currency unit: 117.00 top-up × 10% = 11.7 → 11.
             points = _points(topup, plan.currency, tier.points_bp)
     if first and plan.first_bonus:
         if tier.kind == "gift":
-            bonus += _round(Decimal(topup) * tier.first_bonus_bp / BP, plan.rounding_minor,
-                            ROUND_FLOOR)
+            bonus += _round(Decimal(topup) * tier.first_bonus_bp / BP, 1, ROUND_FLOOR)
             points += _points(topup, plan.currency, tier.first_points_bp)
         if tier.first_gift_template_id:
             gifts.append(tier.first_gift_template_id)
@@ -137,13 +137,12 @@ def start(session: Session, *, member_id: int, card_id: int, plan_id: int, tier_
     payment. Once paid, the top-up is credited and the bill paid from the balance in the
     same transaction."""
     from flask_babel import gettext as _
-    from sqlalchemy import update
 
     from portal.db import transaction
     from portal.payments import services as payments
     from portal.wallet.errors import WalletError, WalletErrorCode
     from portal.wallet.models import Topup
-    from portal.wallet.topups import _member_card, is_first
+    from portal.wallet.topups import _member_card, is_first, take_stock
 
     with transaction(session):
         card = _member_card(session, member_id, card_id)
@@ -153,11 +152,8 @@ def start(session: Session, *, member_id: int, card_id: int, plan_id: int, tier_
         if offer is None:
             raise WalletError(WalletErrorCode.INVALID,
                               _("This offer is no longer available for this bill."))
-        taken = session.execute(update(SmartPlan).where(
-            SmartPlan.id == plan_id,
-            or_(SmartPlan.stock_left.is_(None), SmartPlan.stock_left > 0))
-            .values(stock_left=SmartPlan.stock_left - 1)).rowcount
-        if not taken:
+        held = take_stock(session, SmartPlan, plan_id)
+        if held is False:
             raise WalletError(WalletErrorCode.INVALID, _("This offer is sold out."))
         plan = session.get(SmartPlan, plan_id)
         topup = Topup(smart_tier_id=tier_id, member_id=member_id, card_id=card.id,
@@ -165,7 +161,8 @@ def start(session: Session, *, member_id: int, card_id: int, plan_id: int, tier_
                       bonus_minor=offer["bonus"], points=offer["points"],
                       gifts=[{"template_id": t, "quantity": 1}
                              for t in offer["gift_template_ids"]],
-                      first=is_first(session, card.id), channel=channel, store_id=store_id,
+                      first=is_first(session, card.id), holds_stock=bool(held),
+                      channel=channel, store_id=store_id,
                       bill_minor=bill_minor, bill_order_id=order_external_id)
         session.add(topup)
         session.flush()
@@ -184,24 +181,28 @@ def _smart_plan_id(session: Session, topup) -> int:
 def _fulfil(session: Session, payment) -> None:
     import logging
 
-    from sqlalchemy import update
-
     from portal.payments.errors import FulfilmentRefused
     from portal.wallet import balance as wallet
     from portal.wallet.errors import WalletError
     from portal.wallet.models import TopupStatus
-    from portal.wallet.topups import _locked_topup, credit
+    from portal.wallet.topups import _locked_topup, credit, still_first, take_stock
 
     topup = _locked_topup(session, payment)
     if topup.status == TopupStatus.CREDITED:
         return
+    plan = session.get(SmartPlan, _smart_plan_id(session, topup))
     if topup.status == TopupStatus.CANCELLED:
-        taken = session.execute(update(SmartPlan).where(
-            SmartPlan.id == _smart_plan_id(session, topup),
-            or_(SmartPlan.stock_left.is_(None), SmartPlan.stock_left > 0))
-            .values(stock_left=SmartPlan.stock_left - 1)).rowcount
-        if not taken:
+        held = take_stock(session, SmartPlan, plan.id)
+        if held is False:
             raise FulfilmentRefused("sold out")
+        topup.holds_stock = bool(held)
+    if topup.first and not still_first(session, topup):
+        if plan.first_topup_only:
+            raise FulfilmentRefused("not the first top-up any more")
+        offer = tier_offer(plan, session.get(SmartTier, topup.smart_tier_id),
+                           topup.bill_minor, first=False)
+        topup.bonus_minor, topup.points, topup.first = offer.bonus, offer.points, False
+        topup.gifts = [{"template_id": t, "quantity": 1} for t in offer.gift_template_ids]
     credit(session, topup)
     try:
         with session.begin_nested():
@@ -216,17 +217,14 @@ def _fulfil(session: Session, payment) -> None:
 
 
 def _release(session: Session, payment) -> None:
-    from sqlalchemy import update
 
     from portal.wallet.models import TopupStatus
-    from portal.wallet.topups import _locked_topup
+    from portal.wallet.topups import _locked_topup, give_back_stock
 
     topup = _locked_topup(session, payment)
     if topup.status == TopupStatus.PENDING:
         topup.status = TopupStatus.CANCELLED
-        session.execute(update(SmartPlan).where(
-            SmartPlan.id == _smart_plan_id(session, topup), SmartPlan.stock_left.is_not(None))
-            .values(stock_left=SmartPlan.stock_left + 1))
+        give_back_stock(session, SmartPlan, topup)
 
 
 def _register() -> None:
@@ -236,7 +234,21 @@ def _register() -> None:
     from portal.wallet.topups import _refund
 
     payments.register("smart_topup", label=_l("Smart top-up"), fulfil=_fulfil,
-                      release=_release, refund=_refund, result_endpoint="wallet.balance_page")
+                      release=_release, refund=_refund, result_endpoint="wallet.balance_page",
+                      note=_bill_note)
+
+
+def _bill_note(session: Session, payment) -> str | None:
+    """A smart top-up whose bill could not be paid from the balance (spent meanwhile, the
+    card frozen): the top-up stands, and the member is told to pay the bill again."""
+    from flask_babel import gettext as _
+
+    from portal.wallet.models import Charge
+
+    if session.scalar(select(Charge.id).where(Charge.topup_id == payment.purpose_id)):
+        return None
+    return _("Your balance was topped up, but the bill could not be paid from it. Pay it "
+             "again under Pay a bill.")
 
 
 _register()

@@ -257,7 +257,7 @@ def update(session: Session, plan_id: int, data: dict, *, operator_id: int | Non
     an archived plan is read-only; the currency does not change."""
     with transaction(session):
         plan = session.scalar(select(SmartPlan).where(SmartPlan.id == plan_id)
-                              .with_for_update())
+                              .with_for_update().execution_options(populate_existing=True))
         if plan is None:
             raise PlanError(PlanErrorCode.NOT_FOUND, _("There is no such smart top-up plan."))
         if plan.status == PlanStatus.ARCHIVED:

@@ -37,7 +37,7 @@ def topup_list():
     offers = {c.id: plans.available_plans(db.session, current_member._get_current_object(), c,
                                           channel="ONLINE") for c in cards}
     return render("wallet/topup_list.html", cards=cards, offers=offers, form=EmptyForm(),
-                  demo=payments.is_demo(), code_error=None)
+                  demo=payments.is_demo(), code_error=None, code_card=None)
 
 
 def _plan_and_card(plan_id: int):
@@ -116,7 +116,7 @@ def redeem_code():
         offers = {c.id: plans.available_plans(db.session, current_member._get_current_object(),
                                               c, channel="ONLINE") for c in cards}
         return render("wallet/topup_list.html", cards=cards, offers=offers, form=form,
-                      demo=payments.is_demo(), code_error=str(e),
+                      demo=payments.is_demo(), code_error=str(e), code_card=card.id,
                       code=request.form.get("code", ""), status=422)
     flash(_("%(amount)s added to your balance.",
             amount=money(topup.amount_minor + topup.bonus_minor, topup.currency)), "success")

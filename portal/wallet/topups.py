@@ -55,19 +55,44 @@ def is_first(session: Session, card_id: int) -> bool:
                                                     TopupStatus.REFUNDED])).limit(1))
 
 
-def _take_stock(session: Session, plan_id: int) -> bool:
-    taken = session.execute(update(TopupPlan).where(
-        TopupPlan.id == plan_id, TopupPlan.stock_left.is_not(None), TopupPlan.stock_left > 0)
-        .values(stock_left=TopupPlan.stock_left - 1)).rowcount
-    unlimited = session.scalar(select(TopupPlan.stock_left.is_(None))
-                               .where(TopupPlan.id == plan_id))
-    return bool(taken) or bool(unlimited)
+def take_stock(session: Session, model, plan_id: int) -> bool | None:
+    """One unit of a plan's stock: True if taken, None if the stock is unlimited (nothing
+    held), False if none is left. `model` is TopupPlan or SmartPlan."""
+    taken = session.execute(update(model).where(
+        model.id == plan_id, model.stock_left.is_not(None), model.stock_left > 0)
+        .values(stock_left=model.stock_left - 1)).rowcount
+    if taken:
+        return True
+    unlimited = session.scalar(select(model.stock_left.is_(None)).where(model.id == plan_id))
+    return None if unlimited else False
 
 
-def _give_back_stock(session: Session, plan_id: int) -> None:
-    session.execute(update(TopupPlan).where(TopupPlan.id == plan_id,
-                                            TopupPlan.stock_left.is_not(None))
-                    .values(stock_left=TopupPlan.stock_left + 1))
+def give_back_stock(session: Session, model, topup: Topup) -> None:
+    """The unit a top-up held, if it held one (a plan made limited meanwhile gets back
+    only what was taken from it)."""
+    if topup.holds_stock:
+        session.execute(update(model).where(model.id == _stock_plan_id(session, topup),
+                                            model.stock_left.is_not(None))
+                        .values(stock_left=model.stock_left + 1))
+        topup.holds_stock = False
+
+
+def _stock_plan_id(session: Session, topup: Topup) -> int:
+    if topup.plan_id:
+        return topup.plan_id
+    from portal.wallet.models import SmartTier
+
+    return session.scalar(select(SmartTier.plan_id).where(SmartTier.id == topup.smart_tier_id))
+
+
+def still_first(session: Session, topup: Topup) -> bool:
+    """Whether the top-up is still the card's first, checked under a lock on the card when
+    it is credited: of two checkouts started before either was paid, one is first."""
+    session.scalar(select(MemberCard.id).where(MemberCard.id == topup.card_id)
+                   .with_for_update())
+    return not session.scalar(select(Topup.id).where(
+        Topup.card_id == topup.card_id, Topup.id != topup.id,
+        Topup.status.in_([TopupStatus.CREDITED, TopupStatus.REFUNDED])).limit(1))
 
 
 def start(session: Session, *, member_id: int, card_id: int, plan_id: int,
@@ -78,7 +103,7 @@ def start(session: Session, *, member_id: int, card_id: int, plan_id: int,
     with transaction(session):
         card = _member_card(session, member_id, card_id)
         plan = session.scalar(select(TopupPlan).where(TopupPlan.id == plan_id)
-                              .with_for_update())
+                              .with_for_update().execution_options(populate_existing=True))
         member = card.member
         offered = {p.id for p in plans.available_plans(session, member, card, channel=channel,
                                                        store_id=store_id)}
@@ -94,12 +119,14 @@ def start(session: Session, *, member_id: int, card_id: int, plan_id: int,
             quote = plans.quote(plan, amount_minor, first=first)
         except plans.PlanError as e:
             raise WalletError(WalletErrorCode.INVALID_AMOUNT, str(e), field="amount") from e
-        if not _take_stock(session, plan.id):
+        held = take_stock(session, TopupPlan, plan.id)
+        if held is False:
             raise _refused(_("This top-up is sold out."))
         topup = Topup(plan_id=plan.id, member_id=member_id, card_id=card.id,
                       currency=plan.currency, amount_minor=quote.amount,
                       bonus_minor=quote.bonus, points=quote.points, gifts=quote.gifts,
-                      first=first, channel=channel, store_id=store_id)
+                      first=first, holds_stock=bool(held), channel=channel,
+                      store_id=store_id)
         session.add(topup)
         session.flush()
         payment = payments.create(session, purpose="topup", purpose_id=topup.id,
@@ -172,17 +199,28 @@ def _upgrade(session: Session, card: MemberCard, tier_id: int) -> None:
 
 def _locked_topup(session: Session, payment) -> Topup:
     return session.scalar(select(Topup).where(Topup.id == payment.purpose_id)
-                          .with_for_update())
+                          .with_for_update().execution_options(populate_existing=True))
 
 
 def _fulfil(session: Session, payment) -> None:
     topup = _locked_topup(session, payment)
     if topup.status == TopupStatus.CREDITED:
         return
+    plan = session.get(TopupPlan, topup.plan_id)
     if topup.status == TopupStatus.CANCELLED:
         # Paid after the checkout was given up and its stock released: take it again.
-        if topup.plan_id and not _take_stock(session, topup.plan_id):
+        held = take_stock(session, TopupPlan, plan.id)
+        if held is False:
             raise FulfilmentRefused("sold out")
+        topup.holds_stock = bool(held)
+    if topup.first and not still_first(session, topup):
+        # Another top-up of the card was credited first: no first-top-up extras, and a
+        # plan only for first top-ups cannot be had at all (the payment is refunded).
+        if plan.first_topup_only:
+            raise FulfilmentRefused("not the first top-up any more")
+        quote = plans.quote(plan, topup.amount_minor, first=False)
+        topup.bonus_minor, topup.points, topup.gifts = quote.bonus, quote.points, quote.gifts
+        topup.first = False
     credit(session, topup)
 
 
@@ -190,8 +228,7 @@ def _release(session: Session, payment) -> None:
     topup = _locked_topup(session, payment)
     if topup.status == TopupStatus.PENDING:
         topup.status = TopupStatus.CANCELLED
-        if topup.plan_id:
-            _give_back_stock(session, topup.plan_id)
+        give_back_stock(session, TopupPlan, topup)
 
 
 def _refund(session: Session, payment, amount_minor: int) -> dict:
@@ -205,8 +242,12 @@ def _refund(session: Session, payment, amount_minor: int) -> dict:
             PaymentErrorCode.NOT_REFUNDABLE,
             _("Only %(left)s of this top-up is unspent: refund at most that.",
               left=_money(now.principal, topup.currency)), field="amount")
-    bonus = topup.bonus_minor * amount_minor // topup.amount_minor
-    points = topup.points * amount_minor // topup.amount_minor
+    # Shares of the running total, so refunds in parts take back all of it in the end.
+    before, after = topup.refunded_minor, topup.refunded_minor + amount_minor
+    bonus = (topup.bonus_minor * after // topup.amount_minor
+             - topup.bonus_minor * before // topup.amount_minor)
+    points = (topup.points * after // topup.amount_minor
+              - topup.points * before // topup.amount_minor)
     key = f"topup:{topup.id}:refund:{topup.refunded_minor}:{amount_minor}"
     principal_back, bonus_back = wallet.debit_for_refund(
         session, card, principal=amount_minor, bonus=bonus, key=key, reason="topup_refund",
@@ -259,7 +300,11 @@ def redeem_code(session: Session, *, member_id: int, card_id: int, code: str,
         if not claimed:
             raise _refused(_("This code has been used already."), field="code")
         first = is_first(session, card.id)
-        quote = plans.quote(plan, row.batch.amount_minor, first=first)
+        try:
+            quote = plans.quote(plan, row.batch.amount_minor, first=first)
+        except plans.PlanError:
+            raise _refused(_("This code no longer matches its top-up plan. Please ask the "
+                             "shop."), field="code") from None
         topup = Topup(plan_id=plan.id, member_id=member_id, card_id=card.id,
                       currency=plan.currency, amount_minor=quote.amount,
                       bonus_minor=quote.bonus, points=quote.points, gifts=quote.gifts,

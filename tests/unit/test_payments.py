@@ -216,3 +216,27 @@ def test_the_demo_provider_signs_what_stripe_would_send(app, session, member):
     assert payments.receive(session, body, signature) == "duplicate"
     with pytest.raises(BadSignature):
         payments.receive(session, body, signature.replace("v1=", "v1=0"))
+
+
+def test_a_refund_sees_a_refund_made_meanwhile_by_another_request(app, session, member,
+                                                                 owner, stripe_stub):
+    """The view loaded the payment before another request refunded part of it: the lock
+    reads the row afresh, so nothing is refunded twice or lost."""
+    from sqlalchemy.orm import Session
+
+    from portal.db import db
+
+    payment = _start(session, member, amount=10000)
+    stripe_stub.pay(payment.provider_session_id)
+    _deliver(session, event("checkout.session.completed",
+                            stripe_stub.sessions[payment.provider_session_id]))
+    stale = session.get(Payment, payment.id)            # what this request loaded first
+    assert stale.refunded_minor == 0
+    session.commit()
+    with Session(db.engine) as other:
+        payments.refund(other, payment.id, 6000, reason="first", operator_id=owner.id)
+    with pytest.raises(PaymentError):                   # only 40.00 is left
+        payments.refund(session, payment.id, 5000, reason="second", operator_id=owner.id)
+    payments.refund(session, payment.id, 3000, reason="second", operator_id=owner.id)
+    session.expire_all()
+    assert session.get(Payment, payment.id).refunded_minor == 9000

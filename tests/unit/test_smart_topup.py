@@ -28,17 +28,26 @@ def test_gift_tier_doc_example_117_and_4_50_and_11_points():
         (11700, 450, 11, [7])
 
 
-@pytest.mark.parametrize("rounding,topup,bonus", [
-    (10, 12350, 90),        # 0.1: 123.45 × 1 → 123.50 up; 0.9876 bonus → 0.90 down
-    (100, 12400, 0),        # 1 unit
-    (1000, 13000, 0),       # 10 units
-    (10000, 20000, 0),      # 100 units
+@pytest.mark.parametrize("rounding,topup", [
+    (10, 12350),        # 0.1: 123.45 × 1 → 123.50, rounded up
+    (100, 12400),       # 1 unit
+    (1000, 13000),      # 10 units
+    (10000, 20000),     # 100 units
 ])
-def test_the_top_up_rounds_up_and_the_bonus_down_to_the_precision(rounding, topup, bonus):
+def test_the_top_up_rounds_up_to_the_precision_and_the_bonus_to_the_cent(rounding, topup):
     tier = SmartTier(id=1, kind="discount", multiplier_bp=10000, bonus_bp=80)
     offer = tier_offer(_plan(rounding_minor=rounding), tier, 12345, first=False)
-    assert offer.topup == topup
-    assert offer.bonus == bonus
+    assert (offer.topup, offer.bonus) == (topup, 98)    # 0.8% of 123.45 = 0.9876 → 0.98
+
+
+@pytest.mark.parametrize("rounding", [10, 100, 1000])
+def test_the_doc_examples_hold_whatever_the_precision(rounding):
+    gift = SmartTier(id=1, kind="gift", multiplier_bp=13000, bonus_bp=500, points_bp=1000)
+    offer = tier_offer(_plan(rounding_minor=rounding), gift, 9000, first=False)
+    assert offer.bonus == 450                          # 5% of 90 = 4.50, at any precision
+    discount = SmartTier(id=2, kind="discount", multiplier_bp=12000, bonus_bp=800)
+    assert tier_offer(_plan(rounding_minor=rounding), discount, 10000, first=False).bonus \
+        == 800
 
 
 def test_the_minimum_top_up_raises_a_small_one():

@@ -170,3 +170,86 @@ def test_a_smart_top_up_pays_the_bill_in_the_same_step(app, session, member):
     assert now.total == 12800 - 10000
     charge = session.query(Charge).one()
     assert (charge.amount_minor, charge.topup_id) == (10000, topup.id)
+
+
+def test_two_first_top_ups_paid_together_give_the_first_bonus_once(app, session, member,
+                                                                   fixed):
+    fixed.stock_left = None
+    session.commit()
+    one, two = _start(session, member, fixed), _start(session, member, fixed)
+    assert one.first and two.first                  # both started before either was paid
+    _pay(app, session, one)
+    _pay(app, session, two)
+    session.expire_all()
+    assert [t.bonus_minor for t in session.query(Topup).order_by(Topup.id)] == [1500, 1000]
+    assert wallet.balance(session, one.card_id).bonus == 2500
+
+
+def test_a_first_only_plan_paid_twice_refunds_the_second(app, session, member, fixed):
+    fixed.stock_left, fixed.first_topup_only = None, True
+    session.commit()
+    one, two = _start(session, member, fixed), _start(session, member, fixed)
+    _pay(app, session, one)
+    assert _pay(app, session, two) == "refunded_unfulfillable"
+
+
+def test_stock_made_limited_meanwhile_gets_back_only_what_was_taken(app, session, member,
+                                                                    fixed):
+    fixed.stock_total = fixed.stock_left = None
+    session.commit()
+    topup = _start(session, member, fixed)
+    fixed = session.get(TopupPlan, fixed.id)
+    fixed.stock_total = fixed.stock_left = 3
+    session.commit()
+    _pay(app, session, topup, "expired")
+    session.expire_all()
+    assert session.get(TopupPlan, fixed.id).stock_left == 3
+
+
+def test_refunds_in_parts_take_back_all_the_bonus_and_points(app, session, member, owner,
+                                                             fixed):
+    topup = _start(session, member, fixed)          # 100.00, bonus 15.00, 50 points
+    _pay(app, session, topup)
+    payments.refund(session, topup.payment_id, 3333, reason="a", operator_id=owner.id)
+    payments.refund(session, topup.payment_id, 6667, reason="b", operator_id=owner.id)
+    session.expire_all()
+    now = wallet.balance(session, topup.card_id)
+    assert (now.principal, now.bonus) == (0, 0)
+    assert ledger.balance(session, AccountKind.POINTS, "member", member.id) == 0
+
+
+def test_a_code_whose_plan_changed_is_refused_clearly(session, member, owner):
+    plan = TopupPlan(kind="range", name="Any", currency="CNY", status="active",
+                     min_minor=10000, max_minor=50000, bonus_bp=0, points_bp=0)
+    session.add(plan)
+    session.commit()
+    batch = plans.generate_codes(session, plan.id, count=1, amount_minor=20000,
+                                 scenario="Party", store_ids=[], channels=["ONLINE"],
+                                 valid_until=None, operator_id=owner.id)
+    code = plans.batch_codes(session, batch.id)[1][0].code
+    plan = session.get(TopupPlan, plan.id)
+    plan.min_minor = 30000
+    session.commit()
+    with pytest.raises(WalletError) as e:
+        topups.redeem_code(session, member_id=member.id, card_id=_card(session, member).id,
+                           code=code)
+    assert "no longer matches" in str(e.value)
+
+
+def test_a_smart_top_up_whose_bill_could_not_be_paid_says_so(app, session, member):
+    plan = SmartPlan(name="Short? Top up", currency="CNY", status="active", rounding_minor=10,
+                     tiers=[SmartTier(position=1, kind="discount", multiplier_bp=12000,
+                                      bonus_bp=800)])
+    session.add(plan)
+    session.commit()
+    card = _card(session, member)
+    topup = smart.start(session, member_id=member.id, card_id=card.id, plan_id=plan.id,
+                        tier_id=plan.tiers[0].id, bill_minor=10000, store_id=None)
+    card = session.get(MemberCard, card.id)
+    card.status = "frozen"                           # frozen before the payment came in
+    session.commit()
+    _pay(app, session, topup)
+    payment = session.get(Payment, topup.payment_id)
+    assert payment.status == "paid"
+    assert "could not be paid" in payments.PURPOSES["smart_topup"].note(session, payment)
+    assert session.query(Charge).count() == 0

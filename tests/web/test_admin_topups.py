@@ -100,6 +100,8 @@ def test_create_a_custom_plan_with_per_date_hours(owner_client):
                "bonus_percent": "10"}, "max_amount"),
     ("range", {"amount": None, "min_amount": "100", "max_amount": "500",
                "bonus_percent": "1000.01"}, "bonus_percent"),
+    ("range", {"amount": None, "min_amount": "100", "max_amount": "500",
+               "bonus_percent": "Infinity"}, "bonus_percent"),
     ("custom", {"amount": None, "min_amount": "100", "max_amount": "500",
                 "bonus_min": "50", "bonus_max": "10"}, "bonus_max"),
     ("custom", {"amount": None, "min_amount": "100", "max_amount": "500",

@@ -116,3 +116,18 @@ def test_top_up_page_queries_do_not_grow_with_plans(member_client, plans_on_sale
                         for i in range(6)])
     db.session.commit()
     assert count_queries(member_client, "/topup") == few
+
+
+def test_paying_from_the_balance_with_htmx_moves_the_whole_page(member_client, member):
+    from portal.db import transaction
+
+    card = _card(member)
+    with transaction(db.session):
+        wallet.credit(db.session, db.session.merge(card), principal=5000, bonus=0,
+                      key="t", reason="topup", source=("topup", 0))
+    store = StoreFactory()
+    r = member_client.post("/pay", data={"card": card.id, "store": store.code,
+                                         "amount": "20", "nonce": "n"},
+                           headers={"HX-Request": "true", "HX-Target": "bill"})
+    assert r.status_code == 200 and r.headers["HX-Redirect"] == "/balance"
+    assert wallet.balance(db.session, card.id).total == 3000
