@@ -129,9 +129,14 @@ def post(
     source: tuple[str, str | int] | None = None,
     operator_id: int | None = None,
     expires_at: datetime | None = None,
+    lots: list[tuple[int, int]] | None = None,
     _closes_lot: bool = False,
 ) -> Entry:
-    """Add `delta` to the account. Must run inside the caller's write transaction."""
+    """Add `delta` to the account. Must run inside the caller's write transaction.
+
+    A debit spends open credits soonest-expiring first, unless `lots` names which credits
+    it spends, as (entry id, amount) adding up to the debit (a caller with rules of its
+    own about which money may pay, such as the prepaid balance's item restrictions)."""
     if delta == 0:
         raise ValueError("a ledger entry moves something")
     if expires_at is not None and delta < 0:
@@ -165,10 +170,24 @@ def post(
         open_amount=delta if delta > 0 else 0,
     )
     session.add(entry)
-    if delta < 0 and not _closes_lot:
+    if delta < 0 and lots is not None:
+        _consume_named_lots(session, acc, lots, -delta)
+    elif delta < 0 and not _closes_lot:
         _consume_lots(session, acc.id, -delta)
     session.flush()
     return entry
+
+
+def _consume_named_lots(session: Session, acc: Account, lots: list[tuple[int, int]],
+                        amount: int) -> None:
+    if sum(n for _lot, n in lots) != amount or any(n <= 0 for _lot, n in lots):
+        raise ValueError("the named lots must add up to the debit")
+    for lot_id, n in lots:
+        taken = session.execute(update(Entry).where(
+            Entry.id == lot_id, Entry.account_id == acc.id, Entry.open_amount >= n)
+            .values(open_amount=Entry.open_amount - n)).rowcount
+        if not taken:
+            raise InsufficientBalance(acc.balance, amount)
 
 
 def _consume_lots(session: Session, account_id: int, amount: int) -> None:

@@ -269,6 +269,7 @@ def upgrade() -> None:
     sa.Column('client_id', sa.Integer(), nullable=True),
     sa.Column('idempotency_key', sa.String(length=128), nullable=False),
     sa.Column('topup_id', sa.Integer(), nullable=True),
+    sa.Column('lots', sa.JSON(), nullable=False),
     sa.Column('created_at', portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('refunded_minor >= 0 AND refunded_minor <= amount_minor', name=op.f('ck_charges_refund_within_amount')),
     sa.ForeignKeyConstraint(['card_id'], ['member_cards.id'], name=op.f('fk_charges_card_id_member_cards')),

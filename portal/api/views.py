@@ -409,6 +409,9 @@ def charge_card(card_no: str):
     currency = _text(body, "currency", max_length=3).upper()
     order_id = _text(body, "order_external_id", required=False) or None
     key = _text(body, "idempotency_key")
+    lines = body.get("lines")
+    if lines is not None and not isinstance(lines, list):
+        raise ApiProblem(422, "invalid_field", "lines must be a list", field="lines")
     card = _prepaid_card(card_no)
     store_id = g.api_client.store_id
     try:
@@ -416,7 +419,7 @@ def charge_card(card_no: str):
         charge = wallet.charge(db.session, card_id=card.id, amount_minor=amount,
                                currency=currency, idempotency_key=f"store:{store_id}:{key}",
                                order_external_id=order_id, store_id=store_id,
-                               channel=channel, client_id=g.api_client.id)
+                               channel=channel, client_id=g.api_client.id, lines=lines)
     except WalletError as e:
         if e.code != WalletErrorCode.INSUFFICIENT_BALANCE:
             raise _wallet_problem(e) from None
@@ -431,11 +434,8 @@ def charge_card(card_no: str):
 
 def _offers(card, amount: int, store_id: int, channel: str) -> list[dict]:
     """The smart top-up offers that would pay this bill (empty when there are none)."""
-    try:
-        from portal.wallet import smart
-    except ImportError:
-        # portal.wallet.smart (smart top-up) is not there yet: no offers until it is.
-        return []
+    from portal.wallet import smart
+
     return smart.offers_for_bill(db.session, card=card, amount_minor=amount,
                                  store_id=store_id, channel=channel)
 

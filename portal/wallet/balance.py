@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import String, cast, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
@@ -53,6 +53,8 @@ class Balance:
     locked_principal: int = 0
     locked_bonus: int = 0
     locked_until: datetime | None = None
+    # Money from top-ups that may only pay for certain items (not for any bill).
+    restricted: int = 0
 
     @property
     def total(self) -> int:
@@ -68,7 +70,9 @@ class Balance:
 
     @property
     def spendable_now(self) -> int:
-        return self.spendable_principal + self.spendable_bonus
+        """What any bill can take now: not what is locked, nor what is only for certain
+        items (a bill naming those items can take that too)."""
+        return max(self.spendable_principal + self.spendable_bonus - self.restricted, 0)
 
     @property
     def locked(self) -> int:
@@ -76,7 +80,8 @@ class Balance:
 
     def as_dict(self) -> dict:
         return {"currency": self.currency, "balance": self.total, "principal": self.principal,
-                "bonus": self.bonus, "spendable_now": self.spendable_now}
+                "bonus": self.bonus, "spendable_now": self.spendable_now,
+                "restricted_to_items": self.restricted}
 
 
 @dataclass
@@ -104,6 +109,7 @@ def _balances(session: Session, cards: list[MemberCard],
     ids = [c.id for c in cards]
     amounts = known if known is not None else _account_balances(session, cards)
     locks = _locks(session, ids)
+    restricted = _restricted(session, ids)
     until = clock.start_of_local_day(clock.today() + timedelta(days=1))
     result = {}
     for card in cards:
@@ -113,7 +119,8 @@ def _balances(session: Session, cards: list[MemberCard],
         lock_p, lock_b = locks.get(card.id, (0, 0))
         lock_p, lock_b = min(lock_p, principal), min(lock_b, bonus)
         result[card.id] = Balance(principal, bonus, card.plan.currency, lock_p, lock_b,
-                                  until if lock_p or lock_b else None)
+                                  until if lock_p or lock_b else None,
+                                  restricted.get(card.id, 0))
     return result
 
 
@@ -154,6 +161,124 @@ def _locks(session: Session, card_ids: list[int]) -> dict[int, tuple[int, int]]:
         p, b = locks.get(card_id, (0, 0))
         locks[card_id] = (p + principal_lock, b + bonus_lock)
     return locks
+
+
+# --- item restrictions ---------------------------------------------------------------------
+#
+# A top-up whose plan lists items (`spend_product_ids`) may only pay for those items. Its
+# money is followed through the ledger's lots: each credit is a lot with what is left of
+# it (`open_amount`) and its source top-up; a charge names the lots it spends, and a
+# refund credits them back with the same source, so the restriction stays with the money.
+
+@dataclass
+class Lot:
+    entry_id: int
+    kind: str
+    open: int
+    topup_id: int | None
+    items: frozenset[str] | None        # None: any bill
+
+
+def _lot_query(account_ids):
+    source = ledger.Entry.source_id
+    return (select(ledger.Entry.id, ledger.Account.kind, ledger.Entry.open_amount, Topup.id,
+                   TopupPlan.spend_product_ids, ledger.Account.owner_id)
+            .join(ledger.Account, ledger.Account.id == ledger.Entry.account_id)
+            .outerjoin(Topup, (ledger.Entry.source_type == "topup")
+                       & (cast(Topup.id, String) == source))
+            .outerjoin(TopupPlan, TopupPlan.id == Topup.plan_id)
+            .where(ledger.Entry.account_id.in_(account_ids), ledger.Entry.open_amount > 0)
+            .order_by(ledger.Entry.id))
+
+
+def _lots(session: Session, accounts) -> list[Lot]:
+    rows = session.execute(_lot_query([a.id for a in accounts])).all()
+    return [Lot(entry_id, kind, open_amount, topup_id,
+                frozenset(items) if items else None)
+            for entry_id, kind, open_amount, topup_id, items, _owner in rows]
+
+
+def _restricted(session: Session, card_ids: list[int]) -> dict[int, int]:
+    """Per card: the money left that only some items may take (one query)."""
+    if not card_ids:
+        return {}
+    accounts = select(ledger.Account.id).where(ledger.Account.owner_type == OWNER,
+                                               ledger.Account.owner_id.in_(card_ids),
+                                               ledger.Account.kind.in_(KINDS))
+    found: dict[int, int] = {}
+    for _e, _k, open_amount, _t, items, owner in session.execute(_lot_query(accounts)):
+        if items:
+            found[owner] = found.get(owner, 0) + open_amount
+    return found
+
+
+def _topup_locks(session: Session, card_id: int) -> dict[tuple[int, str], int]:
+    """(top-up, kind) → what that top-up keeps locked until midnight."""
+    rows = session.execute(
+        select(Topup.id, Topup.amount_minor, Topup.refunded_minor, Topup.bonus_minor,
+               TopupPlan.same_day_usable_bp, TopupPlan.bonus_locked_same_day)
+        .join(TopupPlan, TopupPlan.id == Topup.plan_id)
+        .where(Topup.card_id == card_id, Topup.status == TopupStatus.CREDITED,
+               Topup.credited_at >= clock.start_of_local_day(clock.today()),
+               or_(TopupPlan.same_day_usable_bp.is_not(None),
+                   TopupPlan.bonus_locked_same_day.is_(True)))).all()
+    locks = {}
+    for topup_id, amount, refunded, bonus, usable_bp, bonus_locked in rows:
+        if usable_bp is not None:
+            usable_bp = min(max(usable_bp, 0), 10000)
+            locks[(topup_id, AccountKind.PREPAID_PRINCIPAL)] = \
+                -(-max(amount - refunded, 0) * (10000 - usable_bp) // 10000)
+        if bonus_locked:
+            locks[(topup_id, AccountKind.PREPAID_BONUS)] = bonus
+    return locks
+
+
+def allocate(lots: list[Lot], locks: dict[tuple[int, str], int], amount: int,
+             lines: list[tuple[str, int]]) -> list[tuple[Lot, int]] | None:
+    """Which credits pay a bill of `amount` whose `lines` name items: principal first, then
+    bonus; within each, restricted money on the lines it may pay for first, then money for
+    any bill. None when the bill cannot be paid in full."""
+    line_left = [n for _item, n in lines]
+    free_left = amount - sum(line_left)
+    lock_left = dict(locks)
+    taken: list[tuple[Lot, int]] = []
+
+    def available(lot: Lot) -> int:
+        lock = lock_left.get((lot.topup_id, lot.kind), 0)
+        held = min(lock, lot.open)
+        if held:
+            lock_left[(lot.topup_id, lot.kind)] = lock - held
+        return lot.open - held
+
+    for kind in KINDS:
+        own = [lot for lot in lots if lot.kind == kind]
+        for lot in [lot for lot in own if lot.items]:
+            can = available(lot)
+            used = 0
+            for i, (item, _n) in enumerate(lines):
+                if can == used:
+                    break
+                if item in lot.items and line_left[i]:
+                    step = min(can - used, line_left[i])
+                    line_left[i] -= step
+                    used += step
+            if used:
+                taken.append((lot, used))
+        for lot in [lot for lot in own if not lot.items]:
+            can = available(lot)
+            used = min(can, free_left)
+            free_left -= used
+            for i in range(len(line_left)):
+                if can == used:
+                    break
+                step = min(can - used, line_left[i])
+                line_left[i] -= step
+                used += step
+            if used:
+                taken.append((lot, used))
+    if free_left or any(line_left):
+        return None
+    return taken
 
 
 def member_balances(session: Session, member_id: int, *, card_id: int | None = None,
@@ -240,9 +365,26 @@ def debit_for_refund(session: Session, card: MemberCard, *, principal: int, bonu
         amount = min(wanted, acc.balance)
         if amount > 0:
             ledger.post(session, acc, -amount, reason=reason, key=f"{key}:{part}",
-                        source=source)
+                        source=source, lots=_own_lots_first(session, acc, source, amount))
         taken.append(max(amount, 0))
     return taken[0], taken[1]
+
+
+def _own_lots_first(session: Session, acc, source: tuple[str, int],
+                    amount: int) -> list[tuple[int, int]]:
+    """The credits a refunded top-up takes back: its own first, then the oldest."""
+    lots = _lots(session, (acc,))
+    topup_id = source[1] if source[0] == "topup" else None
+    ordered = [lot for lot in lots if lot.topup_id == topup_id] + \
+        [lot for lot in lots if lot.topup_id != topup_id]
+    taken = []
+    for lot in ordered:
+        if not amount:
+            break
+        step = min(lot.open, amount)
+        taken.append((lot.entry_id, step))
+        amount -= step
+    return taken
 
 
 # --- charges -------------------------------------------------------------------------------
@@ -286,16 +428,37 @@ def _replay(charge: Charge, amount_minor: int, currency: str) -> Charge:
     return charge
 
 
+def clean_lines(lines, amount_minor: int) -> list[tuple[str, int]]:
+    """A bill's items as (product id, amount); they may not add up to more than the bill
+    (what they leave is the bill's other items)."""
+    cleaned = []
+    for line in lines or []:
+        item = str((line or {}).get("product_id") or "").strip()[:64]
+        amount = (line or {}).get("amount")
+        if not item or type(amount) is not int or amount < 0:
+            raise WalletError(WalletErrorCode.INVALID,
+                              _("Each line needs a product id and an amount ≥ 0."),
+                              field="lines")
+        cleaned.append((item, amount))
+    if sum(n for _item, n in cleaned) > amount_minor:
+        raise WalletError(WalletErrorCode.INVALID,
+                          _("The lines add up to more than the bill."), field="lines")
+    return cleaned
+
+
 def charge(session: Session, *, card_id: int, amount_minor: int, currency: str,
            idempotency_key: str, order_external_id: str | None = None,
-           store_id: int | None = None, channel: str, client_id: int | None = None) -> Charge:
+           store_id: int | None = None, channel: str, client_id: int | None = None,
+           lines: list[dict] | None = None) -> Charge:
     """Pay a bill from the card's balance: principal first, then bonus, never locked money,
-    never part of a bill. Once per (card, idempotency key): the same key again returns the
-    first charge (`charge.replayed` is True then), with another amount it is refused."""
+    never part of a bill; money a top-up keeps for certain items only pays `lines` naming
+    them. Once per (card, idempotency key): the same key again returns the first charge
+    (`charge.replayed` is True then), with another amount it is refused."""
     if type(amount_minor) is not int or amount_minor <= 0:
         raise WalletError(WalletErrorCode.INVALID_AMOUNT,
                           _("Enter an amount above zero, in minor units."), field="amount")
     _check_key(idempotency_key, "idempotency_key")
+    items = clean_lines(lines, amount_minor)
     owns = _owns_transaction(session)
     try:
         with transaction(session):
@@ -316,22 +479,29 @@ def charge(session: Session, *, card_id: int, amount_minor: int, currency: str,
             now = _balances(session, [card], {card.id: {
                 AccountKind.PREPAID_PRINCIPAL: principal_acc.balance,
                 AccountKind.PREPAID_BONUS: bonus_acc.balance}})[card.id]
-            from_principal = min(amount_minor, now.spendable_principal)
-            from_bonus = amount_minor - from_principal
-            if from_bonus > now.spendable_bonus:
+            plan = allocate(_lots(session, (principal_acc, bonus_acc)),
+                            _topup_locks(session, card.id), amount_minor, items)
+            if plan is None:
                 raise _insufficient(now, amount_minor)
+            from_principal = sum(n for lot, n in plan if lot.kind == principal_acc.kind)
+            from_bonus = amount_minor - from_principal
             paid = Charge(card_id=card.id, member_id=card.member_id, currency=currency,
                           amount_minor=amount_minor, principal_minor=from_principal,
                           bonus_minor=from_bonus, order_external_id=order_external_id,
                           store_id=store_id, channel=channel, client_id=client_id,
-                          idempotency_key=idempotency_key, created_at=clock.now())
+                          idempotency_key=idempotency_key, created_at=clock.now(),
+                          lots=[{"entry": lot.entry_id, "kind": lot.kind,
+                                 "topup": lot.topup_id, "amount": n, "refunded": 0}
+                                for lot, n in plan])
             session.add(paid)
             session.flush()
             try:
                 for acc, amount in ((principal_acc, from_principal), (bonus_acc, from_bonus)):
                     if amount:
                         ledger.post(session, acc, -amount, reason="charge",
-                                    key=f"charge:{paid.id}", source=("charge", paid.id))
+                                    key=f"charge:{paid.id}", source=("charge", paid.id),
+                                    lots=[(lot.entry_id, n) for lot, n in plan
+                                          if lot.kind == acc.kind])
             except InsufficientBalance:  # not expected under the row locks; refuse whole
                 raise _insufficient(now, amount_minor) from None
             paid.replayed = False
@@ -391,11 +561,27 @@ def refund_charge(session: Session, charge_id: int, *, amount_minor: int | None,
             session.flush()
             card = session.get(MemberCard, paid.card_id)
             principal_acc, bonus_acc = _accounts(session, card, paid.currency)
+            parts = [dict(part) for part in paid.lots]
+            n = 0
             for acc, back in ((principal_acc, principal_back), (bonus_acc, bonus_back)):
-                if back:
+                # Back to the credits it came from, the last taken first, each with the
+                # source of its top-up: an item restriction stays with the money.
+                for part in reversed([p for p in parts if p["kind"] == acc.kind]):
+                    step = min(back, part["amount"] - part["refunded"])
+                    if step <= 0:
+                        continue
+                    part["refunded"] += step
+                    back -= step
+                    n += 1
+                    ledger.post(session, acc, step, reason="charge_refund",
+                                key=f"charge_refund:{refund.id}:{n}",
+                                source=("topup", part["topup"]) if part["topup"]
+                                else ("charge_refund", refund.id))
+                if back:  # a charge made before its lots were kept
                     ledger.post(session, acc, back, reason="charge_refund",
                                 key=f"charge_refund:{refund.id}",
                                 source=("charge_refund", refund.id))
+            paid.lots = parts
             paid.refunded_minor += amount
             paid.refunded_principal_minor += principal_back
             paid.refunded_bonus_minor += bonus_back

@@ -281,6 +281,9 @@ class Charge(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128))
     # A smart top-up that paid for this bill in the same step.
     topup_id: Mapped[int | None] = mapped_column(ForeignKey("topups.id"))
+    # Which credits paid it: [{"entry", "kind", "topup", "amount", "refunded"}], so that a
+    # refund puts money back where it came from, with its item restriction.
+    lots: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
 

@@ -28,10 +28,10 @@ def card(member):
     return db.session.merge(member).cards[0]
 
 
-def fund(card, principal=0, bonus=0, key="fund"):
+def fund(card, principal=0, bonus=0, key="fund", source=("test", 1)):
     with transaction(db.session):
         wallet.credit(db.session, card, principal=principal, bonus=bonus, key=key,
-                      reason="topup", source=("test", 1))
+                      reason="topup", source=source)
 
 
 def topup_today(card, amount, bonus=0, *, usable_bp=None, bonus_locked=False, key="t"):
@@ -40,11 +40,12 @@ def topup_today(card, amount, bonus=0, *, usable_bp=None, bonus_locked=False, ke
                      same_day_usable_bp=usable_bp, bonus_locked_same_day=bonus_locked)
     db.session.add(plan)
     db.session.flush()
-    db.session.add(Topup(plan_id=plan.id, member_id=card.member_id, card_id=card.id,
-                         currency="CNY", amount_minor=amount, bonus_minor=bonus,
-                         status=TopupStatus.CREDITED, credited_at=clock.now()))
+    topup = Topup(plan_id=plan.id, member_id=card.member_id, card_id=card.id,
+                  currency="CNY", amount_minor=amount, bonus_minor=bonus,
+                  status=TopupStatus.CREDITED, credited_at=clock.now())
+    db.session.add(topup)
     db.session.commit()
-    fund(card, amount, bonus, key=key)
+    fund(card, amount, bonus, key=key, source=("topup", topup.id))
 
 
 def pay(card, amount, key="k", **kw):
@@ -385,3 +386,63 @@ def test_member_balances_lists_only_the_members_cards_with_a_balance(card, other
     views = wallet.member_balances(db.session, card.member_id)
     assert [v.card.id for v in views] == [card.id] and views[0].balance.total == 1000
     assert wallet.member_balances(db.session, card.member_id, card_id=other.id) == []
+
+
+# --- item restrictions -------------------------------------------------------------------
+
+def topup_for_items(card, amount, items, bonus=0, key="items"):
+    """A credited top-up of a plan whose money may only pay for `items`."""
+    plan = TopupPlan(kind=PlanKind.FIXED, name="Coffee only", currency="CNY",
+                     amount_minor=amount, spend_product_ids=items)
+    db.session.add(plan)
+    db.session.flush()
+    topup = Topup(plan_id=plan.id, member_id=card.member_id, card_id=card.id,
+                  currency="CNY", amount_minor=amount, bonus_minor=bonus,
+                  status=TopupStatus.CREDITED, credited_at=clock.now() - timedelta(days=2))
+    db.session.add(topup)
+    db.session.commit()
+    fund(card, amount, bonus, key=key, source=("topup", topup.id))
+    return topup
+
+
+def test_money_kept_for_items_pays_only_bills_naming_them(card):
+    topup_for_items(card, 5000, ["LATTE", "MOCHA"])
+    fund(card, 1000, key="free")
+    b = wallet.balance(db.session, card.id)
+    assert (b.total, b.restricted, b.spendable_now) == (6000, 5000, 1000)
+    with pytest.raises(WalletError):
+        pay(card, 3000)                                   # no items named
+    with pytest.raises(WalletError):                      # only 1,000 may pay the cake
+        pay(card, 3500, lines=[{"product_id": "LATTE", "amount": 1000},
+                               {"product_id": "CAKE", "amount": 2500}])
+    c = pay(card, 3500, lines=[{"product_id": "LATTE", "amount": 2500},
+                               {"product_id": "CAKE", "amount": 1000}])
+    assert (c.principal_minor, c.bonus_minor) == (3500, 0)
+    b = wallet.balance(db.session, card.id)
+    assert (b.total, b.restricted, b.spendable_now) == (2500, 2500, 0)
+    ledger_matches_balances()
+
+
+def test_a_refund_puts_kept_money_back_under_its_restriction(card):
+    topup_for_items(card, 5000, ["LATTE"])
+    c = pay(card, 4000, lines=[{"product_id": "LATTE", "amount": 4000}])
+    wallet.refund_charge(db.session, c.id, amount_minor=None, refund_key="R")
+    b = wallet.balance(db.session, card.id)
+    assert (b.total, b.restricted, b.spendable_now) == (5000, 5000, 0)
+
+
+def test_lines_cannot_add_up_to_more_than_the_bill(card):
+    fund(card, 5000)
+    with pytest.raises(WalletError) as e:
+        pay(card, 1000, lines=[{"product_id": "LATTE", "amount": 1500}])
+    assert e.value.details["field"] == "lines"
+
+
+def test_refunding_a_top_up_takes_back_its_own_money_first(card):
+    fund(card, 3000, key="free")
+    topup = topup_for_items(card, 5000, ["LATTE"])
+    with transaction(db.session):
+        wallet.debit_for_refund(db.session, card, principal=2000, bonus=0, key="back",
+                                reason="topup_refund", source=("topup", topup.id))
+    b = wallet.balance(db.session, card.id)
+    assert (b.total, b.restricted, b.spendable_now) == (6000, 3000, 3000)

@@ -39,7 +39,8 @@ def test_balance_answers_total_split_and_spendable(client, till, card):
     r = client.get(f"/api/v1/cards/{card.number}/balance", headers=headers)
     assert r.status_code == 200
     assert r.json == {"card_no": card.number, "currency": "CNY", "balance": 12000,
-                      "principal": 10000, "bonus": 2000, "spendable_now": 12000}
+                      "principal": 10000, "bonus": 2000, "spendable_now": 12000,
+                      "restricted_to_items": 0}
 
 
 def test_balance_of_an_unknown_card_is_404(client, till):
@@ -115,10 +116,8 @@ def test_a_short_balance_is_409_with_balance_and_offers(client, till, card, monk
     assert wallet.balance(db.session, card.id).total == 12000
 
 
-def test_without_smart_top_up_the_offers_are_empty(client, till, card, monkeypatch):
+def test_without_smart_top_up_plans_the_offers_are_empty(client, till, card):
     headers, store_code = till
-    monkeypatch.setitem(sys.modules, "portal.wallet.smart", None)  # import fails
-    monkeypatch.delattr(portal.wallet, "smart", raising=False)
     r = client.post(f"/api/v1/cards/{card.number}/charges", headers=headers,
                     json=_charge(store_code, amount=99999))
     assert r.status_code == 409 and r.json["offers"] == []
@@ -182,7 +181,8 @@ def test_refund_in_parts_returns_bonus_first_and_once_per_key(client, till, card
     assert rest.json["charge"]["status"] == "refunded"
     assert rest.json["balance_after"] == {"card_no": card.number, "currency": "CNY",
                                           "balance": 12000, "principal": 10000,
-                                          "bonus": 2000, "spendable_now": 12000}
+                                          "bonus": 2000, "spendable_now": 12000,
+                                          "restricted_to_items": 0}
 
 
 @pytest.mark.parametrize("body,status,code", [
@@ -232,3 +232,33 @@ def test_every_new_route_is_in_the_openapi_document(client):
     paths = client.get("/api/v1/openapi.json").json["paths"]
     assert {"/cards/{card_no}/balance", "/cards/{card_no}/charges",
             "/charges/{charge_id}/refund"} <= set(paths)
+
+
+def test_a_charge_names_its_items_for_money_kept_for_them(client, till, card):
+    from portal.db import transaction
+    from portal.wallet import balance as wallet
+    from portal.wallet.models import Topup, TopupPlan
+
+    headers, store_code = till
+    plan = TopupPlan(kind="fixed", name="Coffee only", currency="CNY", amount_minor=5000,
+                     spend_product_ids=["LATTE"])
+    db.session.add(plan)
+    db.session.flush()
+    topup = Topup(plan_id=plan.id, member_id=card.member_id, card_id=card.id, currency="CNY",
+                  amount_minor=5000, status="credited")
+    db.session.add(topup)
+    db.session.commit()
+    with transaction(db.session):
+        wallet.credit(db.session, db.session.merge(card), principal=5000, bonus=0,
+                      key="items", reason="topup", source=("topup", topup.id))
+    url = f"/api/v1/cards/{card.number}/charges"
+    r = client.get(f"/api/v1/cards/{card.number}/balance", headers=headers)
+    assert (r.json["balance"], r.json["restricted_to_items"], r.json["spendable_now"]) == \
+        (17000, 5000, 12000)
+    r = client.post(url, headers=headers, json=_charge(
+        store_code, amount=15000, key="L-1",
+        lines=[{"product_id": "LATTE", "amount": 3000}]))
+    assert r.status_code == 201
+    bad = client.post(url, headers=headers, json=_charge(store_code, key="L-2",
+                                                         lines="LATTE"))
+    assert bad.status_code == 422 and bad.json["field"] == "lines"
