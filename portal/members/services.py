@@ -454,10 +454,17 @@ def member_home(session: Session, member_id: int) -> MemberHome:
         select(MemberCard).options(selectinload(MemberCard.plan), selectinload(MemberCard.tier))
         .where(MemberCard.member_id == member_id).order_by(MemberCard.id)))
     currency = cards[0].plan.currency if cards else current_app.config["DEFAULT_CURRENCY"]
-    balances = dict(session.execute(
-        select(ledger.Account.kind, ledger.Account.balance).where(
-            ledger.Account.owner_type == "member", ledger.Account.owner_id == member_id,
-            ledger.Account.currency.in_(["", currency]))).all())
+    # Points are the member's; the prepaid balance is each card's (in the first card's
+    # currency): one query for both.
+    rows = session.execute(
+        select(ledger.Account.kind, func.sum(ledger.Account.balance)).where(or_(
+            (ledger.Account.owner_type == "member") & (ledger.Account.owner_id == member_id)
+            & (ledger.Account.kind == ledger.AccountKind.POINTS),
+            (ledger.Account.owner_type == "card")
+            & ledger.Account.owner_id.in_([c.id for c in cards])
+            & (ledger.Account.currency == currency)))
+        .group_by(ledger.Account.kind)).all()
+    balances = {kind: int(total or 0) for kind, total in rows}
     from portal.coupons.services import available_count
 
     return MemberHome(

@@ -91,3 +91,12 @@ def test_query_count_does_not_grow_with_history(member_client, card):
     for i in range(30):
         fund(card, 100, key=f"f{i}")
     assert count_queries(member_client, "/balance") == few
+
+
+def test_the_card_page_shows_the_cards_prepaid_balance(member_client, member):
+    card = db.session.merge(member).cards[0]
+    with transaction(db.session):
+        wallet.credit(db.session, card, principal=8800, bonus=1200, key="card-page",
+                      reason="topup", source=("test", 1))
+    page = member_client.get("/card").get_data(as_text=True)
+    assert "¥100.00" in page and 'href="/balance"' in page
