@@ -17,6 +17,13 @@ from portal.coupons.models import (  # noqa: F401
     Redemption,
 )
 from portal.db import Base
+from portal.giftcards.models import (  # noqa: F401
+    GiftCard,
+    GiftCardCharge,
+    GiftCardImport,
+    GiftCardProduct,
+    GiftCardTransaction,
+)
 from portal.ledger import Account, Entry  # noqa: F401
 from portal.loyalty.models import (  # noqa: F401
     AbnormalEvent,
