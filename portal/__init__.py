@@ -58,6 +58,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.api.views import bp as api_bp
     from portal.campaigns.views import bp as campaigns_bp
     from portal.coupons.views import bp as coupons_bp
+    from portal.giftcards.views import bp as giftcards_bp
     from portal.loyalty.views import bp as loyalty_bp
     from portal.members.views import bp as members_bp
     from portal.notifications.views import bp as notifications_bp
@@ -75,6 +76,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(wallet_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(giftcards_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(api_bp)
 

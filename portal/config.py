@@ -91,7 +91,7 @@ def load(overrides: dict | None = None) -> dict:
         # Only for tests and local stubs: where the Stripe SDK sends API calls.
         "STRIPE_API_BASE": _env("STRIPE_API_BASE"),
         # The public address Stripe sends members back to (e.g. https://members.example.com).
-        "PUBLIC_URL": _env("PUBLIC_URL"),
+        "PUBLIC_URL": _env("PUBLIC_URL", "http://127.0.0.1:5000" if dev_like else None),
         # Stripe wants a checkout to expire at least 30 minutes after it is created; 35
         # leaves room for the time between our row and Stripe's call.
         "PAYMENT_TTL": timedelta(minutes=35),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask import Response, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
@@ -14,6 +14,8 @@ from wtforms.fields.choices import SelectChoice
 
 from portal import clock
 from portal.admin.forms import RechargeCodeForm, TopupPlanForm
+from portal.admin.reading import LOCAL_FORMAT
+from portal.admin.reading import FormReader as _Reader
 from portal.admin.views import MANAGERS, bp
 from portal.coupons.errors import CouponError
 from portal.coupons.services import parse_product_ids
@@ -29,8 +31,6 @@ from portal.web.auth import current_staff, staff_required
 from portal.web.forms import EmptyForm, apply_error, shown_status
 from portal.web.render import render
 from portal.web.uploads import UploadError, save_public_image
-
-LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 
 # The service speaks in stored names; the form in what people type.
 FORM_NAMES = {"amount_minor": "amount", "bonus_minor": "bonus", "min_minor": "min_amount",
@@ -75,57 +75,6 @@ def topup_list():
 
 def _local(value: datetime | None) -> str:
     return clock.local(value).strftime(LOCAL_FORMAT) if value else ""
-
-
-class _Reader:
-    """Reads typed text into values; what cannot be read is kept by (service) field."""
-
-    def __init__(self, currency: str):
-        self.currency = currency
-        self.errors: dict[str, str] = {}
-
-    def money(self, raw: str | None, name: str) -> int | None:
-        raw = (raw or "").strip().replace(",", "")
-        if not raw:
-            return None
-        try:
-            return Money.parse(raw, self.currency).minor
-        except (ValueError, InvalidOperation):
-            self.errors[name] = _("Enter an amount such as 12.50.")
-            return None
-
-    def whole(self, raw: str | None, name: str) -> int | None:
-        raw = (raw or "").strip().replace(",", "")
-        if not raw:
-            return None
-        if not raw.isdigit():
-            self.errors[name] = _("Enter a whole number.")
-            return None
-        return int(raw)
-
-    def percent(self, raw: str | None, name: str) -> int | None:
-        """"12.5" (%) → 1250 basis points."""
-        raw = (raw or "").strip().rstrip("%").strip()
-        if not raw:
-            return None
-        try:
-            bp = Decimal(raw) * 100
-            if not bp.is_finite() or bp != bp.to_integral_value() or bp < 0:
-                raise InvalidOperation
-            return int(bp)
-        except InvalidOperation:
-            self.errors[name] = _("Enter a percentage such as 15 or 12.5.")
-            return None
-
-    def moment(self, raw: str | None, name: str) -> datetime | None:
-        raw = (raw or "").strip()
-        if not raw:
-            return None
-        try:
-            return datetime.strptime(raw, LOCAL_FORMAT).replace(tzinfo=clock.timezone())
-        except ValueError:
-            self.errors[name] = _("Enter a date and time.")
-            return None
 
 
 def _offer(value: str) -> tuple[int | None, int | None]:

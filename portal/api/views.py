@@ -462,3 +462,134 @@ def refund_charge(charge_id: int):
                    amount=refund.amount_minor, principal=refund.principal_minor,
                    bonus=refund.bonus_minor, charge=_charge_body(charge, card),
                    balance_after=_balance_body(card)), 200 if refund.replayed else 201
+
+
+# --- gift cards: balance, charges, refunds of charges, recharges ---------------------------
+
+def _giftcard_problem(e, *, not_found: str = "unknown_card") -> ApiProblem:
+    from portal.giftcards.errors import GiftCardErrorCode as Code
+
+    if e.code == Code.INVALID:
+        return ApiProblem(422, "invalid_field", str(e), field=e.details.get("field", "amount"))
+    if e.code == Code.NOT_FOUND:
+        return ApiProblem(404, not_found, str(e))
+    code, status = {Code.FROZEN: ("card_frozen", 409), Code.EXPIRED: ("card_expired", 409),
+                    Code.INACTIVE: ("card_inactive", 409),
+                    Code.WRONG_STORE: ("wrong_store", 409),
+                    Code.INSUFFICIENT: ("insufficient_balance", 409),
+                    Code.IDEMPOTENCY_CONFLICT: ("idempotency_conflict", 409),
+                    Code.NOT_RECHARGEABLE: ("not_rechargeable", 409),
+                    Code.REFUND_TOO_LARGE: ("refund_too_large", 422)}.get(
+        e.code, (str(e.code), 409))
+    return ApiProblem(status, code, str(e), **e.details)
+
+
+def _masked(number: str) -> str:
+    """A gift card number as a till may print it: all but the last 4 digits hidden."""
+    return "*" * max(len(number) - 4, 0) + number[-4:]
+
+
+def _giftcard(number: str):
+    from portal.giftcards import cards as giftcards
+
+    card = giftcards.by_number(db.session, number)
+    if card is None:
+        raise ApiProblem(404, "unknown_card", "There is no gift card with this number")
+    return card
+
+
+def _giftcard_charge_body(charge, card) -> dict:
+    from portal.giftcards import spending
+
+    line = spending.charge_transaction(db.session, charge)
+    return {"charge_id": charge.id, "number": _masked(card.number),
+            "currency": charge.currency, "amount": charge.amount_minor,
+            "balance_after": line.balance_after if line else None,
+            "order_external_id": charge.order_external_id,
+            "refunded": charge.refunded_minor, "created_at": charge.created_at.isoformat()}
+
+
+@bp.get("/giftcards/<number>")
+@client_required
+def giftcard_balance(number: str):
+    from portal.giftcards import cards as giftcards
+
+    card = _giftcard(number)
+    return jsonify(number=_masked(card.number), currency=card.currency,
+                   balance=giftcards.balance(db.session, card),
+                   status=giftcards.state(card),
+                   expires_at=card.expires_at.isoformat() if card.expires_at else None)
+
+
+@bp.post("/giftcards/<number>/charges")
+@client_required
+def charge_giftcard(number: str):
+    from portal.giftcards import spending
+    from portal.giftcards.errors import GiftCardError
+
+    body = _body()
+    _scope(body)
+    amount = _int(body, "amount", minimum=1)
+    currency = _text(body, "currency", max_length=3).upper()
+    order_id = _text(body, "order_external_id", required=False) or None
+    key = _text(body, "idempotency_key")
+    store_id = g.api_client.store_id
+    try:
+        # Keys are the store's own: two stores using the same key never meet.
+        charge = spending.charge(db.session, number=number, amount_minor=amount,
+                                 currency=currency, idempotency_key=f"store:{store_id}:{key}",
+                                 order_external_id=order_id, store_id=store_id,
+                                 client_id=g.api_client.id)
+    except GiftCardError as e:
+        raise _giftcard_problem(e) from None
+    card = _giftcard(number)
+    return jsonify(_giftcard_charge_body(charge, card)), 200 if charge.replayed else 201
+
+
+@bp.post("/giftcards/charges/<int:charge_id>/refund")
+@client_required
+def refund_giftcard_charge(charge_id: int):
+    from portal.giftcards import spending
+    from portal.giftcards.errors import GiftCardError
+    from portal.giftcards.models import GiftCard, GiftCardCharge
+
+    body = _body()
+    amount = None if body.get("amount") is None else _int(body, "amount", minimum=1)
+    refund_key = _text(body, "refund_key")
+    try:
+        # Any key of the store that took the charge (till or web shop) can refund it.
+        refund = spending.refund_charge(db.session, charge_id, amount_minor=amount,
+                                        refund_key=refund_key,
+                                        store_id=g.api_client.store_id)
+    except GiftCardError as e:
+        raise _giftcard_problem(e, not_found="unknown_charge") from None
+    charge = db.session.get(GiftCardCharge, charge_id)
+    card = db.session.get(GiftCard, charge.card_id)
+    return jsonify(refund_id=refund.id, refund_key=refund_key, amount=refund.amount_minor,
+                   balance_after=refund.balance_after,
+                   charge=_giftcard_charge_body(charge, card)), \
+        200 if refund.replayed else 201
+
+
+@bp.post("/giftcards/<number>/recharges")
+@client_required
+def recharge_giftcard(number: str):
+    from portal.giftcards import spending
+    from portal.giftcards.errors import GiftCardError
+
+    body = _body()
+    _scope(body)
+    amount = _int(body, "amount", minimum=1)
+    currency = _text(body, "currency", max_length=3).upper()
+    key = _text(body, "idempotency_key")
+    store_id = g.api_client.store_id
+    try:
+        row = spending.recharge(db.session, number=number, amount_minor=amount,
+                                currency=currency, idempotency_key=f"store:{store_id}:{key}",
+                                store_id=store_id, client_id=g.api_client.id)
+    except GiftCardError as e:
+        raise _giftcard_problem(e) from None
+    card = _giftcard(number)
+    return jsonify(recharge_id=row.id, number=_masked(card.number), currency=card.currency,
+                   amount=row.amount_minor, balance_after=row.balance_after,
+                   created_at=row.created_at.isoformat()), 200 if row.replayed else 201

@@ -33,7 +33,16 @@ def new_number() -> str:
 
 
 def new_pin() -> str:
+    """A PIN for a card whose PIN is printed (imported physical cards)."""
     return "".join(str(secrets.randbelow(10)) for _ in range(PIN_LENGTH))
+
+
+def pin_for(number: str) -> str:
+    """An online card's PIN: derived from its number with the app's secret, so the holder's
+    page can show it and nothing readable is stored."""
+    key = current_app.config["SECRET_KEY"].encode()
+    digest = hmac.new(key, b"giftcard-pin-of:" + number.encode(), hashlib.sha256).digest()
+    return f"{int.from_bytes(digest[:8], 'big') % 10**PIN_LENGTH:0{PIN_LENGTH}d}"
 
 
 def hash_pin(pin: str) -> str:

@@ -139,9 +139,13 @@ def _dev_message(otp):
 
 
 def _claim_target() -> str | None:
-    """A coupon claim that sent the visitor to sign up comes first afterwards (spec 7.2)."""
+    """A coupon or gift card claim that sent the visitor to sign up comes first afterwards
+    (spec 7.2)."""
     token = session.get("claim_after")
-    return url_for("coupons.claim", token=token) if token else None
+    if token:
+        return url_for("coupons.claim", token=token)
+    gift = session.pop("giftcard_after", None)
+    return url_for("giftcards.claim", token=gift) if gift else None
 
 
 def _verify_page(otp, form, status=200):

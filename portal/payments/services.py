@@ -218,7 +218,7 @@ def _expire(session: Session, payment: Payment) -> None:
     _close(session, payment, PaymentStatus.EXPIRED)
 
 
-def cancel(session: Session, token: str, member_id: int) -> Payment | None:
+def cancel(session: Session, token: str, member_id: int | None) -> Payment | None:
     """The member gave up at the checkout: close it and release what it held (a
     payment that went through meanwhile is left alone)."""
     payment = by_token(session, token, member_id)

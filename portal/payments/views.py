@@ -10,7 +10,7 @@ from portal.extensions import csrf
 from portal.payments import services as payments
 from portal.payments.models import PaymentStatus
 from portal.payments.providers import BadSignature, DemoProvider, provider
-from portal.web.auth import current_member, is_previewing, member_required
+from portal.web.auth import _current_member, is_previewing
 from portal.web.forms import EmptyForm
 from portal.web.render import render
 
@@ -32,11 +32,31 @@ def stripe_webhook():
     return jsonify(received=True, outcome=outcome)
 
 
+class _SignIn(Exception):
+    """The payment is a member's and nobody is signed in: send them to sign in."""
+
+
 def _own(token: str):
-    payment = payments.by_token(db.session, token, current_member.id)
+    """The payment behind a token: a guest's to whoever holds the token (it is long and
+    random, sent only to the payer); a member's to that member only."""
+    payment = payments.by_token(db.session, token)
     if payment is None:
         abort(404)
+    if payment.member_id is None:
+        return payment
+    member = _current_member()
+    if member is None:
+        raise _SignIn
+    if payment.member_id != member.id:
+        abort(404)
     return payment
+
+
+@bp.errorhandler(_SignIn)
+def _sign_in(_e):
+    from portal.extensions import login_manager
+
+    return login_manager.unauthorized()
 
 
 def _result_url(payment) -> str | None:
@@ -47,7 +67,6 @@ def _result_url(payment) -> str | None:
 
 
 @bp.get("/<token>")
-@member_required
 def status(token: str):
     """Where the member lands back: shows the status only (the webhook fulfils); an
     open payment is polled with HTMX until it settles."""
@@ -61,17 +80,15 @@ def status(token: str):
 
 
 @bp.get("/<token>/cancelled")
-@member_required
 def cancelled(token: str):
-    """The provider's "back" link: the member gave up, so what was held is released."""
-    _own(token)
+    """The provider's "back" link: the payer gave up, so what was held is released."""
+    payment = _own(token)
     if not is_previewing():
-        payments.cancel(db.session, token, current_member.id)
+        payments.cancel(db.session, token, payment.member_id)
     return redirect(url_for("payments.status", token=token), 303)
 
 
 @bp.route("/demo/<token>", methods=["GET", "POST"])
-@member_required
 def demo_checkout(token: str):
     """The demo provider's checkout: pay or cancel, no money moves. Either way it sends
     the signed event Stripe would send through the webhook handler."""

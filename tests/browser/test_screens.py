@@ -170,6 +170,24 @@ def test_member_screens(browser, live_server, csrf_live, scene, width, locale):
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("width", WIDTHS)
 def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
+    from portal.db import transaction
+    from portal.giftcards.models import GiftCard, GiftCardProduct
+
+    gift = GiftCardProduct(kind="electronic", name="2026 Spring Festival Gift Card",
+                           currency="CNY", status="active", design="festive",
+                           denominations=[10_000, 20_000, 50_000], discount_bp=1000,
+                           custom_amount=True, custom_min_minor=5_000,
+                           custom_max_minor=500_000, validity_days=365,
+                           terms="Not redeemable for cash.")
+    with transaction(db.session):
+        db.session.add_all([gift, GiftCardProduct(kind="physical", name="Mid-Autumn card",
+                                                   currency="CNY", design="gold",
+                                                   denominations=[20_000])])
+        db.session.flush()
+        db.session.add_all([GiftCard(product_id=gift.id, number=f"70000000000000{i:02d}",
+                                     currency="CNY", face_minor=20_000, price_minor=18_000,
+                                     status="active") for i in range(3)])
+        gift_id = gift.id
     context = _context(browser, live_server, width, locale)
     page = context.new_page()
     errors = _watch(page)
@@ -217,7 +235,10 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-topup-codes", f"/admin/topups/{scene['topup_plan']}/codes"),
                       ("admin-smart", "/admin/smart-topups"),
                       ("admin-smart-new", "/admin/smart-topups/new"),
-                      ("admin-smart-edit", f"/admin/smart-topups/{sid}?bill=86.50")):
+                      ("admin-smart-edit", f"/admin/smart-topups/{sid}?bill=86.50"),
+                      ("admin-giftcards", "/admin/giftcards"),
+                      ("admin-giftcard-new", "/admin/giftcards/new"),
+                      ("admin-giftcard-edit", f"/admin/giftcards/{gift_id}")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     page.goto(f"/admin/members/{mid}")
@@ -310,4 +331,49 @@ def test_segment_screens(browser, live_server, csrf_live, scene, width, locale):
     page.locator("form.panel button[type=submit]").first.click()
     page.locator(".field-error").first.wait_for()
     _shoot(page, "admin-segment-errors", width, locale, errors)
+    context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_giftcard_screens(browser, live_server, csrf_live, scene, width, locale):
+    """The gift card shop, buying, a held card, its claim page and the balance check."""
+    from portal.db import transaction
+    from portal.giftcards import cards, purchase
+    from portal.giftcards.models import GiftCardProduct
+
+    gift = GiftCardProduct(kind="electronic", name="Spring gift card", currency="CNY",
+                           status="active", design="festive", channels=["ONLINE", "POS"],
+                           denominations=[10_000, 20_000, 50_000], discount_bp=1000,
+                           custom_amount=True, custom_min_minor=5_000,
+                           custom_max_minor=500_000, validity_days=365,
+                           terms="Not redeemable for cash.")
+    with transaction(db.session):
+        db.session.add(gift)
+    card = purchase.buy(db.session, purchase.Order(
+        product_id=gift.id, amount_minor=20_000, for_friend=True, recipient_name="Ada",
+        recipient_email="ada@example.com", message="Happy spring!", buyer_name="Mei"),
+        member_id=None)
+    with transaction(db.session):
+        cards.activate(db.session, card, key="screens")
+        card.holder_member_id = scene["member"].id
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    for name, url in (("giftcard-shop-guest", "/giftcards"),
+                      ("giftcard-buy", f"/giftcards/buy/{gift.id}"),
+                      ("giftcard-balance", "/giftcards/balance")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    page.locator("#number").fill(card.number)
+    page.locator("#pin").fill(cards.pin_for(card.number))
+    page.locator("form button[type=submit]").click()
+    page.locator(".payment__amount").wait_for()
+    _shoot(page, "giftcard-balance-result", width, locale, errors)
+    member_sign_in(page, scene["member"])
+    for name, url in (("giftcard-shop", "/giftcards"),
+                      ("giftcard-card", f"/giftcards/mine/{card.id}"),
+                      ("giftcard-claim", f"/giftcards/claim/{card.claim_token}")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
     context.close()

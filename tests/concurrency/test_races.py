@@ -413,3 +413,82 @@ def test_the_last_unit_of_a_plans_stock_goes_to_exactly_one_buyer(app, session, 
         s, member_id=m.id, card_id=cards[m.id], plan_id=topup_plan.id), buyers)
     assert sum(not isinstance(o, Exception) for o in outcomes) == 1
     assert all(isinstance(o, WalletError) for o in outcomes if isinstance(o, Exception))
+
+
+# --- gift cards ----------------------------------------------------------------------------
+
+def _giftcard_ledger_matches(session, card):
+    from sqlalchemy import func, select
+
+    from portal.giftcards import cards
+    from portal.giftcards.models import GiftCardTransaction
+
+    session.expire_all()
+    acc = cards.account(session, card)
+    entries = session.scalar(select(func.coalesce(func.sum(ledger.Entry.delta), 0))
+                             .where(ledger.Entry.account_id == acc.id))
+    lines = session.scalar(select(func.coalesce(func.sum(GiftCardTransaction.amount_minor), 0))
+                           .where(GiftCardTransaction.card_id == card.id))
+    assert acc.balance == entries == lines >= 0
+    return acc.balance
+
+
+def test_50_parallel_gift_card_charges_never_take_it_below_zero(app, session):
+    from portal.giftcards import spending
+    from portal.giftcards.errors import GiftCardError, GiftCardErrorCode
+    from portal.giftcards.models import GiftCardCharge
+    from tests.unit.test_giftcard_spending import make_card
+
+    card = make_card(session, face=1300)     # room for 13 charges of 100
+    number = card.number
+
+    def pay(s, i):
+        return spending.charge(s, number=number, amount_minor=100, currency="CNY",
+                               idempotency_key=f"bill:{i}", store_id=None)
+
+    results = run_concurrently(app, pay, list(range(50)))
+    paid = [r for r in results if isinstance(r, GiftCardCharge)]
+    refused = [r for r in results if isinstance(r, GiftCardError)]
+    assert len(paid) == 13 and len(refused) == 37, results
+    assert {e.code for e in refused} == {GiftCardErrorCode.INSUFFICIENT}
+    assert _giftcard_ledger_matches(session, card) == 0
+    assert session.query(GiftCardCharge).count() == 13
+
+
+def test_a_gift_card_charge_retried_8_times_in_parallel_charges_once(app, session):
+    from portal.giftcards import spending
+    from portal.giftcards.models import GiftCardCharge
+    from tests.unit.test_giftcard_spending import make_card
+
+    card = make_card(session, face=1000)
+    number = card.number
+    results = run_concurrently(app, lambda s, _i: spending.charge(
+        s, number=number, amount_minor=300, currency="CNY", idempotency_key="same",
+        store_id=None), list(range(8)))
+    assert all(isinstance(r, GiftCardCharge) for r in results), results
+    assert len({r.id for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert session.query(GiftCardCharge).count() == 1
+    assert _giftcard_ledger_matches(session, card) == 700
+
+
+def test_parallel_refunds_of_a_gift_card_charge_never_exceed_it(app, session):
+    from portal.giftcards import spending
+    from portal.giftcards.errors import GiftCardError
+    from portal.giftcards.models import GiftCardCharge, GiftCardTransaction
+    from tests.unit.test_giftcard_spending import make_card
+
+    card = make_card(session, face=2000)
+    paid = spending.charge(session, number=card.number, amount_minor=1000, currency="CNY",
+                           idempotency_key="bill", store_id=None)
+
+    def refund(s, i):
+        # 20 refunds of 150 under 10 keys, each key twice: 6 fit in the 1000 (900).
+        return spending.refund_charge(s, paid.id, amount_minor=150, refund_key=f"r{i % 10}",
+                                      store_id=None)
+
+    results = run_concurrently(app, refund, list(range(20)))
+    assert all(isinstance(r, GiftCardTransaction | GiftCardError) for r in results), results
+    session.expire_all()
+    assert session.get(GiftCardCharge, paid.id).refunded_minor == 900
+    assert _giftcard_ledger_matches(session, card) == 1900

@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "translations" / "zh_Hans" / "LC_MESSAGES" / "messages.po"
 METHODS = [("portal/**.py", "python"), ("templates/**.html", "jinja2")]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None,
-            "_l": None, "pgettext": ((1, "c"), 2), "lazy_ngettext": (1, 2)}
+            "_l": None, "pgettext": ((1, "c"), 2), "lazy_pgettext": ((1, "c"), 2),
+            "lazy_ngettext": (1, 2)}
 
 
 def _catalog():

@@ -6,12 +6,13 @@ import pytest
 from portal.db import db
 from tests.fixtures import sign_in_as
 
-PUBLIC = ["/", "/sign-in", "/admin/sign-in", "/r/{slug}"]
+PUBLIC = ["/", "/sign-in", "/admin/sign-in", "/r/{slug}", "/giftcards", "/giftcards/balance",
+          "/giftcards/buy/{giftcard_product_id}", "/giftcards/claim/{giftcard_token}"]
 MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet",
           "/wallet?tab=used", "/inbox", "/points", "/activities/PROFILE", "/balance",
           "/topup", "/topup/{topup_plan_id}?card={card_id}&amount=200", "/pay",
           "/pay?store=HQ01&amount=12.50", "/payments/{payment_token}",
-          "/payments/demo/{payment_token}"]
+          "/payments/demo/{payment_token}", "/giftcards/mine/{giftcard_id}"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
          "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
@@ -30,7 +31,9 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/payments?status=paid", "/admin/payments/{payment_id}",
          "/admin/smart-topups", "/admin/smart-topups?status=archived",
          "/admin/smart-topups/new", "/admin/smart-topups/{smart_plan_id}",
-         "/admin/smart-topups/{smart_plan_id}?bill=100"]
+         "/admin/smart-topups/{smart_plan_id}?bill=100",
+         "/admin/giftcards", "/admin/giftcards?status=active", "/admin/giftcards/new",
+         "/admin/giftcards/{giftcard_product_id}"]
 
 
 @pytest.fixture
@@ -64,7 +67,23 @@ def ids(member, link):
                                                                multiplier_bp=12000,
                                                                bonus_bp=800)])
     db.session.add(smart_plan)
+    from portal.giftcards.models import GiftCardProduct
+
+    giftcard_product = GiftCardProduct(kind="electronic", name="Gift", currency="CNY",
+                                       status="active", denominations=[10_000, 20_000],
+                                       channels=["ONLINE"])
+    db.session.add(giftcard_product)
     db.session.commit()
+    from portal.db import transaction
+    from portal.giftcards import cards as giftcards
+    from portal.giftcards import purchase
+
+    giftcard = purchase.buy(db.session, purchase.Order(
+        product_id=giftcard_product.id, amount_minor=10_000, for_friend=True,
+        recipient_name="Ada", recipient_email="ada@example.com"), member_id=member.id)
+    with transaction(db.session):
+        giftcards.activate(db.session, giftcard, key="route-test")
+        giftcard.holder_member_id = member.id
     from portal.payments.models import Payment
     from portal.wallet import topups
 
@@ -75,7 +94,9 @@ def ids(member, link):
             "page_id": link.page_id, "link_id": link.id, "plan_id": card.plan_id,
             "segment_id": segment.id, "activity_id": activity.id,
             "topup_plan_id": topup_plan.id, "payment_token": topup.payment.token,
-            "payment_id": topup.payment_id, "smart_plan_id": smart_plan.id}
+            "payment_id": topup.payment_id, "smart_plan_id": smart_plan.id,
+            "giftcard_product_id": giftcard_product.id, "giftcard_id": giftcard.id,
+            "giftcard_token": giftcard.claim_token}
 
 
 def _check(client, url):
