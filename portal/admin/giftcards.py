@@ -23,10 +23,12 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from portal.admin.reading import FormReader as _Reader
 from portal.admin.views import MANAGERS, bp
 from portal.db import db
-from portal.giftcards import products
+from portal.giftcards import products, spending
+from portal.giftcards import staff as giftcard_staff
 from portal.giftcards.errors import GiftCardError, GiftCardErrorCode
-from portal.giftcards.models import ProductStatus
+from portal.giftcards.models import ProductStatus, TransactionKind
 from portal.members import services as members
+from portal.members.models import mask
 from portal.money import Money
 from portal.web.auth import current_staff, staff_required
 from portal.web.forms import EmptyForm, apply_error, shown_status
@@ -335,3 +337,97 @@ def giftcard_status(product_id: int):
     if request.form.get("back") == "list":
         return redirect(url_for("admin.giftcard_list"), 303)
     return redirect(url_for("admin.giftcard_edit", product_id=product_id), 303)
+
+
+# --- sold cards and transactions (spec 2.5.4–2.5.5) ----------------------------------------
+
+def card_state_label(state: str) -> str:
+    return {"active": _("Active"), "frozen": _("Frozen"), "expired": _("Expired"),
+            "refunded": _("Refunded"), "pending": _("Awaiting payment"),
+            "cancelled": _("Cancelled")}.get(state, state)
+
+
+def transaction_kind_label(kind: str) -> str:
+    return {"activation": _("Activation"), "recharge": _("Recharge"),
+            "consumption": _("Consumption"), "refund": _("Refund of a charge"),
+            "card_refund": _("Card refunded"), "freeze": _("Frozen"),
+            "restore": _("Restored")}.get(kind, kind)
+
+
+@bp.app_context_processor
+def _sold_giftcard_labels():
+    return {"giftcard_card_state_label": card_state_label,
+            "giftcard_transaction_label": transaction_kind_label,
+            "giftcard_mask": mask}
+
+
+@bp.get("/giftcards/sold")
+@staff_required(*MANAGERS)
+def giftcard_sold_list():
+    number = request.args.get("number", "").strip()
+    phone = request.args.get("phone", "").strip()
+    status = request.args.get("status", "")
+    status = status if status in giftcard_staff.STATES else ""
+    rows = giftcard_staff.sold_cards(db.session, number=number or None, phone=phone or None,
+                                     status=status or None,
+                                     before_id=request.args.get("before", type=int))
+    return render("admin/giftcards/sold.html", block="results", rows=rows, number=number,
+                  phone=phone, chosen=status, states=giftcard_staff.STATES)
+
+
+def _sold_detail(card_id: int, *, error: str | None = None, reason: str = "",
+                 status: int = 200):
+    detail = giftcard_staff.card_detail(db.session, card_id)
+    if detail is None or detail.card.status in giftcard_staff.HIDDEN:
+        abort(404)
+    return render("admin/giftcards/sold_detail.html", d=detail, card=detail.card,
+                  form=EmptyForm(), error=error, reason=reason, status=status)
+
+
+@bp.get("/giftcards/sold/<int:card_id>")
+@staff_required(*MANAGERS)
+def giftcard_sold_detail(card_id: int):
+    return _sold_detail(card_id)
+
+
+def _card_action(card_id: int, action):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    reason = request.form.get("reason", "")
+    try:
+        action(db.session, card_id, operator_id=current_staff().id, reason=reason)
+    except GiftCardError as e:
+        db.session.rollback()
+        if e.code == GiftCardErrorCode.NOT_FOUND:
+            abort(404)
+        flash(str(e), "error")
+        return None
+    return True
+
+
+@bp.post("/giftcards/sold/<int:card_id>/freeze")
+@staff_required(*MANAGERS)
+def giftcard_sold_freeze(card_id: int):
+    if _card_action(card_id, spending.freeze):
+        flash(_("The gift card is frozen: it cannot be spent until restored."), "success")
+    return redirect(url_for("admin.giftcard_sold_detail", card_id=card_id), 303)
+
+
+@bp.post("/giftcards/sold/<int:card_id>/restore")
+@staff_required(*MANAGERS)
+def giftcard_sold_restore(card_id: int):
+    if _card_action(card_id, spending.restore):
+        flash(_("The gift card is restored: it can be spent again."), "success")
+    return redirect(url_for("admin.giftcard_sold_detail", card_id=card_id), 303)
+
+
+@bp.get("/giftcards/transactions")
+@staff_required(*MANAGERS)
+def giftcard_transactions():
+    kind = request.args.get("kind", "")
+    kind = kind if kind in set(TransactionKind) else ""
+    number = request.args.get("number", "").strip()
+    rows = giftcard_staff.transactions(db.session, kind=kind or None, number=number or None,
+                                       before_id=request.args.get("before", type=int))
+    return render("admin/giftcards/transactions.html", block="results", rows=rows,
+                  chosen=kind, number=number, kinds=list(TransactionKind))

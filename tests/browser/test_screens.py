@@ -237,6 +237,8 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-smart-new", "/admin/smart-topups/new"),
                       ("admin-smart-edit", f"/admin/smart-topups/{sid}?bill=86.50"),
                       ("admin-giftcards", "/admin/giftcards"),
+                      ("admin-giftcards-sold", "/admin/giftcards/sold"),
+                      ("admin-giftcard-transactions", "/admin/giftcards/transactions"),
                       ("admin-giftcard-new", "/admin/giftcards/new"),
                       ("admin-giftcard-edit", f"/admin/giftcards/{gift_id}")):
         page.goto(url)

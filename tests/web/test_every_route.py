@@ -33,7 +33,10 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/smart-topups/new", "/admin/smart-topups/{smart_plan_id}",
          "/admin/smart-topups/{smart_plan_id}?bill=100",
          "/admin/giftcards", "/admin/giftcards?status=active", "/admin/giftcards/new",
-         "/admin/giftcards/{giftcard_product_id}"]
+         "/admin/giftcards/{giftcard_product_id}", "/admin/giftcards/sold",
+         "/admin/giftcards/sold?status=active&number=0000&phone=13800138000",
+         "/admin/giftcards/sold/{giftcard_id}", "/admin/giftcards/transactions",
+         "/admin/giftcards/transactions?kind=activation"]
 
 
 @pytest.fixture
