@@ -64,7 +64,8 @@ def _email(raw: str) -> str:
         raise ValueError(raw) from None
 
 
-def _check(session: Session, order: Order, product: GiftCardProduct | None) -> dict:
+def _check(session: Session, order: Order, product: GiftCardProduct | None,
+           member_id: int | None = None) -> dict:
     errors = dict(order.errors)
     if product is None or product.status != ProductStatus.ACTIVE or \
             "ONLINE" not in (product.channels or []):
@@ -93,6 +94,11 @@ def _check(session: Session, order: Order, product: GiftCardProduct | None) -> d
             order.buyer_email = _email(order.buyer_email)
         except ValueError:
             errors.setdefault("buyer_email", _("Enter a valid email address."))
+    if not order.for_friend and member_id is None and \
+            not (order.buyer_email.strip() or order.buyer_phone.strip()):
+        # A guest's own card is sent to them: without a way to reach them it would be lost.
+        errors.setdefault("buyer_email", _("Give your email or mobile number: we send you "
+                                           "the card there."))
     if order.for_friend:
         if not order.recipient_name.strip():
             errors.setdefault("recipient_name", _("Whom is it for?"))
@@ -120,7 +126,7 @@ def buy(session: Session, order: Order, *, member_id: int | None) -> GiftCard:
     """A pending card and its payment. The card gets its value only once paid."""
     with transaction(session):
         product = session.get(GiftCardProduct, order.product_id)
-        errors = _check(session, order, product)
+        errors = _check(session, order, product, member_id)
         if errors:
             raise PurchaseError(_("Please correct the marked fields."), errors)
         face = order.amount_minor

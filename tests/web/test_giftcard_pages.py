@@ -121,6 +121,7 @@ def test_a_friends_card_sent_on_a_date_waits_for_it(client, product):
     ({"amount": "custom", "custom_amount": "2000"}, "amount"),
     ({"amount": "custom", "custom_amount": "0"}, "amount"),
     ({"buyer_name": ""}, "buyer_name"),
+    ({"for": "me"}, "buyer_email"),                    # a guest's own card needs a contact
     ({"for": "friend", "recipient_name": "Ada", "recipient_email": "not-an-email"},
      "recipient_email"),
     ({"for": "friend", "recipient_name": "Ada", "recipient_phone": "12"}, "recipient_phone"),
@@ -135,7 +136,7 @@ def test_bad_input_is_refused_next_to_the_field(client, product, form, field):
 
 
 def test_the_public_balance_check_says_only_the_balance(client, product, member):
-    r = _buy(client, product)
+    r = _buy(client, product, buyer_email="mei@example.com")
     _pay(client, r)
     card = db.session.query(GiftCard).one()
     pin = cards.pin_for(card.number)
@@ -150,3 +151,12 @@ def test_the_public_balance_check_says_only_the_balance(client, product, member)
         assert answer.status_code == 422 and "No card matches this number and PIN." in body
         assert "¥200.00" not in body
 
+
+
+def test_a_guest_buying_for_themselves_gets_the_card_by_email(client, product):
+    r = _buy(client, product, buyer_email="mei@example.com")
+    _pay(client, r)
+    db.session.commit()
+    mail = db.session.query(OutboxMessage).filter_by(recipient="mei@example.com").one()
+    card = db.session.query(GiftCard).one()
+    assert mail.subject == "Your gift card" and card.claim_token in mail.body
