@@ -179,13 +179,9 @@ def _check_scope(session: Session, scope: dict, errors: dict) -> dict:
     return clean
 
 
-def clean(session: Session, kind: str, data: dict, plan: TopupPlan | None = None) -> dict:
-    """The values to store for a plan of `kind`, from parsed input (ints for money in minor
-    units and basis points, aware datetimes, lists of ids). Raises PlanError with
-    `errors={field: message}` for everything wrong at once; nothing is saved."""
-    if kind not in set(PlanKind):
-        raise PlanError(PlanErrorCode.NOT_FOUND, _("There is no such kind of top-up plan."))
-    errors: dict[str, str] = dict(data.get("errors") or {})
+def clean_basics(data: dict, plan, errors: dict) -> dict:
+    """Name, currency (fixed once saved) and validity, as top-up and smart top-up plans
+    both have them; problems go into `errors`."""
     v: dict = {}
     name = (data.get("name") or "").strip()
     if not name:
@@ -201,6 +197,18 @@ def clean(session: Session, kind: str, data: dict, plan: TopupPlan | None = None
     v["starts_at"], v["ends_at"] = data.get("starts_at"), data.get("ends_at")
     if v["starts_at"] and v["ends_at"] and v["ends_at"] <= v["starts_at"]:
         errors.setdefault("ends_at", _("The end must be after the start."))
+    return v
+
+
+def clean(session: Session, kind: str, data: dict, plan: TopupPlan | None = None) -> dict:
+    """The values to store for a plan of `kind`, from parsed input (ints for money in minor
+    units and basis points, aware datetimes, lists of ids). Raises PlanError with
+    `errors={field: message}` for everything wrong at once; nothing is saved."""
+    if kind not in set(PlanKind):
+        raise PlanError(PlanErrorCode.NOT_FOUND, _("There is no such kind of top-up plan."))
+    errors: dict[str, str] = dict(data.get("errors") or {})
+    v: dict = {}
+    v.update(clean_basics(data, plan, errors))
     sched = data.get("schedule") or {}
     for key, message in schedules.validate_schedule(sched).items():
         errors.setdefault(f"schedule_{key}", message)

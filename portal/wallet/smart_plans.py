@@ -135,20 +135,7 @@ def clean(session: Session, data: dict, plan: SmartPlan | None = None) -> dict:
     as `tier-<n>-<field>`, n counting from 0 in the given list); nothing is saved."""
     errors: dict[str, str] = dict(data.get("errors") or {})
     v: dict = {}
-    name = (data.get("name") or "").strip()
-    if not name:
-        errors.setdefault("name", _("Give the plan a name."))
-    elif len(name) > 120:
-        errors.setdefault("name", _("At most 120 characters."))
-    v["name"] = name
-    currency = (data.get("currency") or (plan.currency if plan else "")).upper()
-    if plan is None and not (len(currency) == 3 and currency.isalpha()):
-        errors.setdefault("currency", _("Choose a currency."))
-    v["currency"] = plan.currency if plan else currency
-
-    v["starts_at"], v["ends_at"] = data.get("starts_at"), data.get("ends_at")
-    if v["starts_at"] and v["ends_at"] and v["ends_at"] <= v["starts_at"]:
-        errors.setdefault("ends_at", _("The end must be after the start."))
+    v.update(plans.clean_basics(data, plan, errors))
     v["store_scope"] = _check_scope(session, data.get("store_scope") or {}, errors)
     for key, column in (("plan_ids", CardPlan.id), ("tier_ids", Tier.id)):
         try:
