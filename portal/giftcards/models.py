@@ -61,6 +61,7 @@ class GiftCardProduct(Base):
 
 class CardStatus(StrEnum):
     PENDING = "pending"        # bought, waiting for its payment
+    IN_STOCK = "in_stock"      # an imported physical card, not yet sold at a till
     ACTIVE = "active"
     FROZEN = "frozen"
     REFUNDED = "refunded"      # its remaining value was paid back: closed

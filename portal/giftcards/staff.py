@@ -26,7 +26,7 @@ from portal.staff.models import StaffUser
 
 # What the sold list filters on; "expired" is an active card whose validity has passed.
 STATES = ("active", "frozen", "expired", "refunded")
-HIDDEN = (CardStatus.PENDING, CardStatus.CANCELLED)
+HIDDEN = (CardStatus.PENDING, CardStatus.CANCELLED, CardStatus.IN_STOCK)
 
 
 @dataclass
