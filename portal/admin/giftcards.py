@@ -23,7 +23,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from portal.admin.reading import FormReader as _Reader
 from portal.admin.views import MANAGERS, bp
 from portal.db import db
-from portal.giftcards import products, spending
+from portal.giftcards import products, refunds, spending
 from portal.giftcards import staff as giftcard_staff
 from portal.giftcards.errors import GiftCardError, GiftCardErrorCode
 from portal.giftcards.models import ProductStatus, TransactionKind
@@ -31,6 +31,7 @@ from portal.members import services as members
 from portal.members.models import mask
 from portal.money import Money
 from portal.web.auth import current_staff, staff_required
+from portal.web.filters import money
 from portal.web.forms import EmptyForm, apply_error, shown_status
 from portal.web.render import render
 from portal.web.uploads import UploadError, save_public_image
@@ -375,13 +376,14 @@ def giftcard_sold_list():
                   phone=phone, chosen=status, states=giftcard_staff.STATES)
 
 
-def _sold_detail(card_id: int, *, error: str | None = None, reason: str = "",
+def _sold_detail(card_id: int, *, refund_error: str | None = None, reason: str = "",
                  status: int = 200):
     detail = giftcard_staff.card_detail(db.session, card_id)
     if detail is None or detail.card.status in giftcard_staff.HIDDEN:
         abort(404)
     return render("admin/giftcards/sold_detail.html", d=detail, card=detail.card,
-                  form=EmptyForm(), error=error, reason=reason, status=status)
+                  form=EmptyForm(), refund=refunds.quote(db.session, detail.card),
+                  refund_error=refund_error, reason=reason, status=status)
 
 
 @bp.get("/giftcards/sold/<int:card_id>")
@@ -418,6 +420,31 @@ def giftcard_sold_freeze(card_id: int):
 def giftcard_sold_restore(card_id: int):
     if _card_action(card_id, spending.restore):
         flash(_("The gift card is restored: it can be spent again."), "success")
+    return redirect(url_for("admin.giftcard_sold_detail", card_id=card_id), 303)
+
+
+@bp.post("/giftcards/sold/<int:card_id>/refund")
+@staff_required(*MANAGERS)
+def giftcard_sold_refund(card_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    reason = request.form.get("reason", "")
+    try:
+        done = refunds.refund_card(db.session, card_id, operator_id=current_staff().id,
+                                   reason=reason)
+    except GiftCardError as e:
+        db.session.rollback()
+        if e.code == GiftCardErrorCode.NOT_FOUND:
+            abort(404)
+        return _sold_detail(card_id, refund_error=str(e), reason=reason, status=422)
+    if done.online:
+        flash(_("The gift card is refunded: %(amount)s goes back to the buyer's payment.",
+                amount=money(done.online, done.currency)),
+              "success")
+    if done.at_till:
+        flash(_("Pay %(amount)s back to the buyer at the till: the card is closed.",
+                amount=money(done.at_till, done.currency)),
+              "success")
     return redirect(url_for("admin.giftcard_sold_detail", card_id=card_id), 303)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal import clock, jobs
 from portal.db import transaction
-from portal.giftcards import cards, products
+from portal.giftcards import cards, products, refunds
 from portal.giftcards.models import CardStatus, GiftCard, GiftCardProduct, ProductStatus
 from portal.members.errors import MemberError
 from portal.payments import services as payments
@@ -180,7 +180,7 @@ def _release(session: Session, payment) -> None:
 
 
 payments.register("giftcard", label=_l("Gift card"), fulfil=_fulfil, release=_release,
-                  result_endpoint=None)
+                  refund=refunds.take_back, result_endpoint=None)
 
 
 # --- sending and claiming -------------------------------------------------------------------

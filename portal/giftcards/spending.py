@@ -76,7 +76,7 @@ def _card(session: Session, number: str) -> GiftCard:
     return card
 
 
-def _lock(session: Session, card: GiftCard) -> ledger.Account:
+def lock(session: Session, card: GiftCard) -> ledger.Account:
     """The card's ledger account, its row locked for this transaction, and the card read
     again: a freeze or charge committed while we waited is seen."""
     acc = cards.account(session, card)
@@ -158,7 +158,7 @@ def charge(session: Session, *, number: str, amount_minor: int, currency: str,
             if existing is not None:
                 return _replay_charge(existing, amount_minor, currency)
             # One card's charges take turns: the balance read below is what we spend.
-            acc = _lock(session, card)
+            acc = lock(session, card)
             existing = _charge_by_key(session, card.id, idempotency_key)
             if existing is not None:  # committed by a parallel request while we waited
                 return _replay_charge(existing, amount_minor, currency)
@@ -245,7 +245,7 @@ def _refund(session: Session, charge_id: int, amount_minor: int | None, refund_k
                             _("Only %(n)d (minor units) of this charge can be refunded.",
                               n=left), left=left)
     card = session.get(GiftCard, paid.card_id)
-    acc = _lock(session, card)
+    acc = lock(session, card)
     if card.status in (CardStatus.REFUNDED, CardStatus.CANCELLED, CardStatus.PENDING):
         raise GiftCardError(Code.INACTIVE, _("This gift card is closed."),
                             card_status=card.status)
@@ -284,7 +284,7 @@ def recharge(session: Session, *, number: str, amount_minor: int, currency: str,
             if not product.pos_recharge:
                 raise GiftCardError(Code.NOT_RECHARGEABLE,
                                     _("This gift card cannot be recharged."))
-            acc = _lock(session, card)
+            acc = lock(session, card)
             done = _transaction_by_key(session, card.id, key)
             if done is not None:
                 return _replay_transaction(done, amount_minor, message)
@@ -342,7 +342,7 @@ def _set_status(session: Session, card_id: int, operator_id: int | None, reason:
         card = session.get(GiftCard, card_id)
         if card is None:
             raise GiftCardError(Code.NOT_FOUND, _("There is no such gift card."))
-        acc = _lock(session, card)
+        acc = lock(session, card)
         if card.status != before:
             message = _("Only an active gift card can be frozen.") \
                 if kind == TransactionKind.FREEZE else _("This gift card is not frozen.")
