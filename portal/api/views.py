@@ -593,3 +593,40 @@ def recharge_giftcard(number: str):
     return jsonify(recharge_id=row.id, number=_masked(card.number), currency=card.currency,
                    amount=row.amount_minor, balance_after=row.balance_after,
                    created_at=row.created_at.isoformat()), 200 if row.replayed else 201
+
+
+@bp.post("/giftcards/<number>/sales")
+@client_required
+def sell_giftcard(number: str):
+    """A till sells an imported physical card: it gets its value, buyer and validity."""
+    from portal.giftcards import tills
+    from portal.giftcards.errors import GiftCardError, GiftCardErrorCode
+
+    body = _body()
+    _scope(body)
+    amount = None if body.get("amount") is None else _int(body, "amount", minimum=1)
+    currency = _text(body, "currency", max_length=3).upper()
+    key = _text(body, "idempotency_key")
+    buyer = body.get("buyer") or {}
+    if not isinstance(buyer, dict):
+        raise ApiProblem(422, "invalid_field", "'buyer' must be an object", field="buyer")
+    store_id = g.api_client.store_id
+    try:
+        sale = tills.sell(db.session, number=number, amount_minor=amount, currency=currency,
+                          idempotency_key=f"store:{store_id}:{key}", store_id=store_id,
+                          client_id=g.api_client.id,
+                          buyer=tills.Buyer(**{
+                              name: _text(buyer, name, max_length=254) if buyer.get(name)
+                              else "" for name in ("name", "phone", "email",
+                                                   "member_card_no")}))
+    except GiftCardError as e:
+        if e.code == GiftCardErrorCode.NOT_NOW:
+            raise ApiProblem(409, "already_sold", str(e), **e.details) from None
+        raise _giftcard_problem(e) from None
+    card = sale.card
+    return jsonify(sale_id=sale.activation.id, number=_masked(card.number),
+                   currency=card.currency, amount=card.face_minor, price=card.price_minor,
+                   balance=sale.activation.balance_after,
+                   expires_at=card.expires_at.isoformat() if card.expires_at else None,
+                   created_at=sale.activation.created_at.isoformat()), \
+        200 if sale.replayed else 201

@@ -91,7 +91,7 @@ def record(session: Session, card: GiftCard, kind: TransactionKind, amount_minor
 
 
 def activate(session: Session, card: GiftCard, *, key: str, operator_id: int | None = None,
-             store_id: int | None = None) -> None:
+             store_id: int | None = None, client_id: int | None = None) -> None:
     """Load the face value onto a card and start its validity, in the caller's transaction,
     once (the ledger key and the transaction key make a second call change nothing)."""
     if card.status == CardStatus.ACTIVE:
@@ -105,4 +105,5 @@ def activate(session: Session, card: GiftCard, *, key: str, operator_id: int | N
     card.expires_at = now + timedelta(days=product.validity_days) \
         if product.validity_days else None
     record(session, card, TransactionKind.ACTIVATION, card.face_minor, key=f"activation:{key}",
-           balance_after=entry.balance_after, operator_id=operator_id, store_id=store_id)
+           balance_after=entry.balance_after, operator_id=operator_id, store_id=store_id,
+           client_id=client_id)

@@ -49,7 +49,7 @@ MAX_REASON = 255
 
 # --- helpers -------------------------------------------------------------------------------
 
-def _owns_transaction(session: Session) -> bool:
+def owns_transaction(session: Session) -> bool:
     raw = session() if isinstance(session, scoped_session) else session
     return not raw.info.get("writing")
 
@@ -62,7 +62,7 @@ def _check_amount(amount_minor, *, optional: bool = False) -> None:
                             field="amount")
 
 
-def _check_key(key, name: str) -> None:
+def check_key(key, name: str) -> None:
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY:
         raise GiftCardError(Code.INVALID,
                             _("A %(name)s of up to %(n)d characters is needed.", name=name,
@@ -149,8 +149,8 @@ def charge(session: Session, *, number: str, amount_minor: int, currency: str,
     (INSUFFICIENT, with `balance`). Once per (card, idempotency key): the same key returns
     the first charge with `.replayed = True`; with another amount IDEMPOTENCY_CONFLICT."""
     _check_amount(amount_minor)
-    _check_key(idempotency_key, "idempotency_key")
-    owns = _owns_transaction(session)
+    check_key(idempotency_key, "idempotency_key")
+    owns = owns_transaction(session)
     try:
         with transaction(session):
             card = _card(session, number)
@@ -208,8 +208,8 @@ def refund_charge(session: Session, charge_id: int, *, amount_minor: int | None 
     IDEMPOTENCY_CONFLICT. Allowed on a frozen or expired card (the money was the card's);
     refused (INACTIVE) on a card whose remaining value was paid back."""
     _check_amount(amount_minor, optional=True)
-    _check_key(refund_key, "refund_key")
-    owns = _owns_transaction(session)
+    check_key(refund_key, "refund_key")
+    owns = owns_transaction(session)
     try:
         with transaction(session):
             return _refund(session, charge_id, amount_minor, refund_key, store_id)
@@ -270,8 +270,8 @@ def recharge(session: Session, *, number: str, amount_minor: int, currency: str,
     (`.replayed` True for the same key again; another amount: IDEMPOTENCY_CONFLICT).
     The money is taken by the till; the card's validity does not change."""
     _check_amount(amount_minor)
-    _check_key(idempotency_key, "idempotency_key")
-    owns = _owns_transaction(session)
+    check_key(idempotency_key, "idempotency_key")
+    owns = owns_transaction(session)
     key = f"recharge:{idempotency_key}"
     message = _("This idempotency key was used for another amount.")
     try:

@@ -492,3 +492,31 @@ def test_parallel_refunds_of_a_gift_card_charge_never_exceed_it(app, session):
     session.expire_all()
     assert session.get(GiftCardCharge, paid.id).refunded_minor == 900
     assert _giftcard_ledger_matches(session, card) == 1900
+
+
+def test_one_physical_card_sold_by_6_tills_at_once_is_sold_once(app, session):
+    from portal.giftcards import tills
+    from portal.giftcards.errors import GiftCardError
+    from tests.web.test_api_giftcard_sales import in_stock
+
+    card = in_stock(session)
+    number = card.number
+    results = run_concurrently(app, lambda s, i: tills.sell(
+        s, number=number, amount_minor=10000, currency="CNY", idempotency_key=f"till-{i}",
+        store_id=None, buyer=tills.Buyer()), list(range(6)))
+    assert sum(isinstance(r, tills.Sale) for r in results) == 1, results
+    assert all(isinstance(r, tills.Sale | GiftCardError) for r in results), results
+    assert _giftcard_ledger_matches(session, card) == 10000
+
+
+def test_a_gift_card_refunded_twice_at_once_is_refunded_once(app, session, owner):
+    from portal.giftcards import refunds
+    from portal.giftcards.errors import GiftCardError
+    from tests.unit.test_giftcard_spending import make_card
+
+    card = make_card(session, face=5000)
+    results = run_concurrently(app, lambda s, _i: refunds.refund_card(
+        s, card.id, operator_id=owner.id, reason="twice"), list(range(4)))
+    assert sum(isinstance(r, refunds.Quote) for r in results) == 1, results
+    assert all(isinstance(r, refunds.Quote | GiftCardError) for r in results), results
+    assert _giftcard_ledger_matches(session, card) == 0
