@@ -1,5 +1,13 @@
 """Every model, imported once so Alembic and the tests see the whole schema."""
 from portal.api.models import ApiClient  # noqa: F401
+from portal.benefits.models import (  # noqa: F401
+    Benefit,
+    BenefitPackage,
+    PackageItem,
+    PackagePurchase,
+    PackageRule,
+    PackageSettings,
+)
 from portal.campaigns.models import (  # noqa: F401
     Activity,
     ActivityGift,
