@@ -3,7 +3,7 @@ from portal.api.models import ApiClient  # noqa: F401
 from portal.benefits.models import (  # noqa: F401
     Benefit,
     BenefitPackage,
-    PackageItem,
+    BenefitPackageItem,
     PackagePurchase,
     PackageRule,
     PackageSettings,

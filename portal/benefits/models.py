@@ -134,8 +134,8 @@ class BenefitPackage(Base):
 
     rules: Mapped[list[PackageRule]] = relationship(
         order_by="PackageRule.position", cascade="all, delete-orphan")
-    items: Mapped[list[PackageItem]] = relationship(
-        order_by="PackageItem.position", cascade="all, delete-orphan")
+    items: Mapped[list[BenefitPackageItem]] = relationship(
+        order_by="BenefitPackageItem.position", cascade="all, delete-orphan")
 
 
 class PackageRule(Base):
@@ -174,7 +174,7 @@ class PackageItemKind(StrEnum):
     CARD_EXTENSION = "extension"
 
 
-class PackageItem(Base):
+class BenefitPackageItem(Base):
     """One of the (up to 9 kinds of) benefits a package gives, for all its sales rules or
     the ones named."""
 
