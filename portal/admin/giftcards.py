@@ -23,7 +23,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from portal.admin.reading import FormReader as _Reader
 from portal.admin.views import MANAGERS, bp
 from portal.db import db
-from portal.giftcards import products, refunds, spending
+from portal.giftcards import products, purchase, refunds, spending
 from portal.giftcards import staff as giftcard_staff
 from portal.giftcards.errors import GiftCardError, GiftCardErrorCode
 from portal.giftcards.models import ProductStatus, TransactionKind
@@ -420,6 +420,21 @@ def giftcard_sold_freeze(card_id: int):
 def giftcard_sold_restore(card_id: int):
     if _card_action(card_id, spending.restore):
         flash(_("The gift card is restored: it can be spent again."), "success")
+    return redirect(url_for("admin.giftcard_sold_detail", card_id=card_id), 303)
+
+
+@bp.post("/giftcards/sold/<int:card_id>/resend")
+@staff_required(*MANAGERS)
+def giftcard_sold_resend(card_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        purchase.resend(db.session, card_id, operator_id=current_staff().id)
+    except purchase.PurchaseError as e:
+        db.session.rollback()
+        flash(str(e), "error")
+    else:
+        flash(_("The link is sent to the recipient again."), "success")
     return redirect(url_for("admin.giftcard_sold_detail", card_id=card_id), 303)
 
 

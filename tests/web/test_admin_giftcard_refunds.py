@@ -1,7 +1,7 @@
 """Refunding a sold gift card's remaining value from its page in the merchant area."""
 from __future__ import annotations
 
-from portal.db import db
+from portal.db import db, transaction
 from portal.giftcards import cards
 from portal.giftcards.models import CardStatus, GiftCard
 from tests.fixtures import sign_in_as
@@ -70,3 +70,37 @@ def test_clerks_cannot_refund(client, session, clerk):
     assert r.status_code == 403
     db.session.expire_all()
     assert db.session.get(GiftCard, card.id).status == CardStatus.ACTIVE
+
+
+def test_staff_send_an_unclaimed_gift_link_again(client, session, owner):
+    from portal.notifications.models import OutboxMessage
+    from portal.staff.models import AuditEntry
+
+    card = make_card(session)
+    with transaction(session):
+        gift = session.get(GiftCard, card.id)
+        gift.recipient_name, gift.recipient_email = "Ada", "ada@example.com"
+        gift.claim_token = f"claim-{card.id}"
+    sign_in_as(client, owner)
+    assert "Send the link again" in _detail(client, card)
+    r = client.post(f"/admin/giftcards/sold/{card.id}/resend")
+    assert r.status_code == 303
+    assert "sent to the recipient again" in client.get(r.headers["Location"]).get_data(
+        as_text=True)
+    db.session.expire_all()
+    assert db.session.query(OutboxMessage).filter_by(recipient="ada@example.com").count() == 1
+    assert db.session.query(AuditEntry).filter_by(action="giftcard.resend").count() == 1
+
+
+def test_a_claimed_gift_is_not_sent_again(client, session, owner, member):
+    card = make_card(session)
+    with transaction(session):
+        gift = session.get(GiftCard, card.id)
+        gift.recipient_name, gift.recipient_email = "Ada", "ada@example.com"
+        gift.claim_token = f"claim-{card.id}"
+        gift.claimed_at, gift.holder_member_id = gift.created_at, member.id
+    sign_in_as(client, owner)
+    assert "Send the link again" not in _detail(client, card)
+    r = client.post(f"/admin/giftcards/sold/{card.id}/resend")
+    assert "This card cannot be sent again." in client.get(r.headers["Location"]).get_data(
+        as_text=True)
