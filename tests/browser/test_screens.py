@@ -187,7 +187,15 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
         db.session.add_all([GiftCard(product_id=gift.id, number=f"70000000000000{i:02d}",
                                      currency="CNY", face_minor=20_000, price_minor=18_000,
                                      status="active") for i in range(3)])
-        gift_id = gift.id
+        sold = GiftCard(product_id=gift.id, number="7000000000000099", currency="CNY",
+                        face_minor=20_000, price_minor=18_000, recipient_name="Ada",
+                        recipient_email="ada@example.com", claim_token="scene-gift")
+        db.session.add(sold)
+        db.session.flush()
+        from portal.giftcards import cards as giftcards
+
+        giftcards.activate(db.session, sold, key="scene")
+        gift_id, sold_id = gift.id, sold.id
     context = _context(browser, live_server, width, locale)
     page = context.new_page()
     errors = _watch(page)
@@ -238,6 +246,7 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-smart-edit", f"/admin/smart-topups/{sid}?bill=86.50"),
                       ("admin-giftcards", "/admin/giftcards"),
                       ("admin-giftcards-sold", "/admin/giftcards/sold"),
+                      ("admin-giftcard-sold-detail", f"/admin/giftcards/sold/{sold_id}"),
                       ("admin-giftcard-transactions", "/admin/giftcards/transactions"),
                       ("admin-giftcard-new", "/admin/giftcards/new"),
                       ("admin-giftcard-edit", f"/admin/giftcards/{gift_id}")):
