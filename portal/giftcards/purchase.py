@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal import clock, jobs
 from portal.db import transaction
-from portal.giftcards import cards, products, refunds
+from portal.giftcards import cards, gifts, products, refunds
 from portal.giftcards.models import CardStatus, GiftCard, GiftCardProduct, ProductStatus
 from portal.members.errors import MemberError
 from portal.payments import services as payments
@@ -171,6 +171,7 @@ def _fulfil(session: Session, payment) -> None:
     cards.activate(session, card, key=f"payment:{payment.id}")
     if card.recipient_name is None and card.holder_member_id is None:
         _send_link(session, card, to_buyer=True)   # a guest buying for themselves
+    gifts.send_receipt(session, card, payment)     # a gift: the buyer's way back to it
 
 
 def _release(session: Session, payment) -> None:
@@ -180,7 +181,7 @@ def _release(session: Session, payment) -> None:
 
 
 payments.register("giftcard", label=_l("Gift card"), fulfil=_fulfil, release=_release,
-                  refund=refunds.take_back, result_endpoint=None)
+                  refund=refunds.take_back, result_url=gifts.result_url)
 
 
 # --- sending and claiming -------------------------------------------------------------------
@@ -287,13 +288,10 @@ def claim(session: Session, token: str, member_id: int) -> GiftCard:
         return card
 
 
-def member_cards(session: Session, member_id: int) -> tuple[list[GiftCard], list[GiftCard]]:
-    """The cards the member holds, and the cards they bought for others."""
+def member_cards(session: Session, member_id: int) -> tuple[list[GiftCard], list[gifts.Gift]]:
+    """The cards the member holds, and the gifts they bought for others."""
     held = list(session.scalars(select(GiftCard).where(
         GiftCard.holder_member_id == member_id,
         GiftCard.status.in_([CardStatus.ACTIVE, CardStatus.FROZEN, CardStatus.REFUNDED]))
         .order_by(GiftCard.id.desc())))
-    sent = list(session.scalars(select(GiftCard).where(
-        GiftCard.buyer_member_id == member_id, GiftCard.recipient_name.is_not(None),
-        GiftCard.status != CardStatus.CANCELLED).order_by(GiftCard.id.desc())))
-    return held, sent
+    return held, gifts.sent_by(session, member_id)

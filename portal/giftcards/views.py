@@ -1,5 +1,6 @@
 """Gift cards for members and guests: the shop, buying (for oneself or a friend), the claim
-link a friend opens, the member's cards, and a public balance check by number and PIN."""
+link a friend opens, the member's cards, the buyer's page of a gift they sent, and a
+public balance check by number and PIN."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from portal import clock
 from portal.db import db
 from portal.extensions import limiter
-from portal.giftcards import cards, purchase
+from portal.giftcards import cards, gifts, purchase
 from portal.giftcards import products as products_service
 from portal.giftcards.models import GiftCard, GiftCardProduct, GiftCardTransaction, ProductStatus
 from portal.money import Money
@@ -196,3 +197,53 @@ def resend(card_id: int):
     else:
         flash(_("Sent again."), "success")
     return redirect(url_for("giftcards.shop"), 303)
+
+
+class _SignIn(Exception):
+    """A member's gift and nobody is signed in: send them to sign in."""
+
+
+@bp.errorhandler(_SignIn)
+def _sign_in(_e):
+    from portal.extensions import login_manager
+
+    return login_manager.unauthorized()
+
+
+def _gift_or_404(token: str):
+    """The gift behind a payment token: a guest's to whoever holds the token (it went only
+    to the payer, like the payment's status page); a member's to that member only."""
+    found = gifts.by_token(db.session, token)
+    if found is None:
+        abort(404)
+    card, payment = found
+    if payment.member_id is not None:
+        member = _current_member()
+        if member is None:
+            raise _SignIn
+        if member.id != payment.member_id:
+            abort(404)
+    return card, payment
+
+
+@bp.get("/sent/<token>")
+def sent(token: str):
+    """The buyer's page of a gift they sent: the card, to whom, and what became of it."""
+    card, payment = _gift_or_404(token)
+    return render("giftcards/sent.html", gift=gifts.gift(db.session, card, payment.token),
+                  can_resend=gifts.can_resend(card))
+
+
+@bp.post("/sent/<token>/resend")
+@limiter.limit("5 per hour")
+def sent_resend(token: str):
+    if not EmptyForm().validate_on_submit() or is_previewing():
+        abort(400)
+    card, payment = _gift_or_404(token)
+    try:
+        purchase.resend(db.session, card.id, member_id=payment.member_id)
+    except purchase.PurchaseError as e:
+        flash(str(e), "error")
+    else:
+        flash(_("Sent again."), "success")
+    return redirect(url_for("giftcards.sent", token=payment.token), 303)

@@ -43,14 +43,16 @@ class Purpose:
     refund: Callable | None = None
     result_endpoint: str | None = None  # where the member goes once it is paid
     note: Callable | None = None        # (session, payment) -> what else the member must know
+    result_url: Callable | None = None  # (session, payment) -> where it goes, if it depends
 
 
 PURPOSES: dict[str, Purpose] = {}
 
 
 def register(name: str, *, label, fulfil, release, refund=None, result_endpoint=None,
-             note=None):
-    PURPOSES[name] = Purpose(name, label, fulfil, release, refund, result_endpoint, note)
+             note=None, result_url=None):
+    PURPOSES[name] = Purpose(name, label, fulfil, release, refund, result_endpoint, note,
+                             result_url)
 
 
 def purpose_label(name: str) -> str:

@@ -61,9 +61,11 @@ def _sign_in(_e):
 
 def _result_url(payment) -> str | None:
     purpose = payments.PURPOSES.get(payment.purpose)
-    if payment.status == PaymentStatus.PAID and purpose and purpose.result_endpoint:
-        return url_for(purpose.result_endpoint)
-    return None
+    if payment.status != PaymentStatus.PAID or purpose is None:
+        return None
+    if purpose.result_url:
+        return purpose.result_url(db.session, payment)
+    return url_for(purpose.result_endpoint) if purpose.result_endpoint else None
 
 
 @bp.get("/<token>")

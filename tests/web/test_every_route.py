@@ -12,7 +12,8 @@ MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet
           "/wallet?tab=used", "/inbox", "/points", "/activities/PROFILE", "/balance",
           "/topup", "/topup/{topup_plan_id}?card={card_id}&amount=200", "/pay",
           "/pay?store=HQ01&amount=12.50", "/payments/{payment_token}",
-          "/payments/demo/{payment_token}", "/giftcards/mine/{giftcard_id}"]
+          "/payments/demo/{payment_token}", "/giftcards/mine/{giftcard_id}",
+          "/giftcards/sent/{giftcard_payment_token}"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
          "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
@@ -99,7 +100,8 @@ def ids(member, link):
             "topup_plan_id": topup_plan.id, "payment_token": topup.payment.token,
             "payment_id": topup.payment_id, "smart_plan_id": smart_plan.id,
             "giftcard_product_id": giftcard_product.id, "giftcard_id": giftcard.id,
-            "giftcard_token": giftcard.claim_token}
+            "giftcard_token": giftcard.claim_token,
+            "giftcard_payment_token": db.session.get(Payment, giftcard.payment_id).token}
 
 
 def _check(client, url):
