@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_babel import gettext as _
 
@@ -79,7 +79,7 @@ def _days_of(schedule: dict) -> list:
     return days
 
 
-def _matching_days(schedule: dict, local: datetime) -> list | None:
+def _matching_days(schedule: dict, local: date) -> list | None:
     """The chosen days `local` falls on (None: every day, for a daily plan)."""
     frequency = schedule.get("frequency", "daily")
     if frequency == "daily":
@@ -112,6 +112,24 @@ def is_scheduled(schedule: dict | None, at: datetime) -> bool:
             return True
         return any(_in(_windows(per_date.get(day_key(d))), minute) for d in days)
     return True
+
+
+def windows_on(schedule: dict | None, day: date) -> list[tuple[str, str]]:
+    """The time windows a schedule opens on the local date `day` (empty: not on that day),
+    earliest first; an all-day day is ("00:00", "24:00")."""
+    schedule = schedule or {}
+    days = _matching_days(schedule, day)
+    if days is not None and not days:
+        return []
+    times = schedule.get("times", "all_day")
+    if times == "window":
+        windows = _windows(schedule.get("window"))
+    elif times == "per_date" and days is not None:
+        per_date = schedule.get("per_date") or {}
+        windows = [w for d in days for w in _windows(per_date.get(day_key(d)))]
+    else:
+        windows = [["00:00", "24:00"]]
+    return sorted((a, "24:00" if _end(b) == 24 * 60 else b) for a, b in windows)
 
 
 def in_period(plan_like, at: datetime) -> bool:
