@@ -121,6 +121,10 @@ class BenefitPackage(Base):
     tag_ids: Mapped[list] = mapped_column(JSON, default=list)
     # When it may be bought: portal.wallet.schedule's shape (daily / weekly / monthly).
     schedule: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The sales period: on sale from `starts_at` (included) to `ends_at` (excluded); None:
+    # no bound. A sales rule's promotional window lies inside it.
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     channels: Mapped[list] = mapped_column(JSON, default=lambda: ["POS", "ONLINE"])
     # Used coupons from the package make its order non-refundable online.
     refund_restricted: Mapped[bool] = mapped_column(default=True)
@@ -235,6 +239,11 @@ class PackagePurchase(Base):
     price_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     is_renewal: Mapped[bool] = mapped_column(default=False)
+    # The member's first purchase of the package (decided under a lock on the member when
+    # the purchase is made): it gets the first-purchase gift, later ones the repeat gift.
+    is_first: Mapped[bool] = mapped_column(default=False)
+    # What the grant gave: [{"item_id": 3, "name": "…", "points": 500, "given": true}, …]
+    gifts: Mapped[list] = mapped_column(JSON, default=list)
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     channel: Mapped[str] = mapped_column(String(8), default="ONLINE")
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

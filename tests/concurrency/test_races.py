@@ -520,3 +520,21 @@ def test_a_gift_card_refunded_twice_at_once_is_refunded_once(app, session, owner
     assert sum(isinstance(r, refunds.Quote) for r in results) == 1, results
     assert all(isinstance(r, refunds.Quote | GiftCardError) for r in results), results
     assert _giftcard_ledger_matches(session, card) == 0
+
+
+def test_two_checkouts_of_a_package_at_once_get_one_first_purchase_price(app, session,
+                                                                          member, owner):
+    from portal.benefits import packages, purchases
+
+    package = packages.create(session, {
+        "name": "Premium", "currency": "CNY", "channels": ["ONLINE"],
+        "rules": [{"duration_days": 30, "original_minor": 19900, "first_minor": 9900,
+                   "repeat_minor": 17900}]}, operator_id=owner.id, activate=True)
+    ids = (member.id, package.id, package.rules[0].id)
+
+    def checkout(s, _i):
+        return purchases.start(s, member_id=ids[0], package_id=ids[1], rule_id=ids[2],
+                               agreed=True).price_kind
+
+    results = run_concurrently(app, checkout, list(range(6)))
+    assert sorted(results) == ["first"] + ["repeat"] * 5
