@@ -213,6 +213,7 @@ def audit():
 from portal.admin import (  # noqa: E402,F401 - register routes on bp
     activities,
     coupons,
+    giftcard_imports,
     giftcards,
     loyalty,
     messages,

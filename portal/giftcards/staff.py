@@ -24,8 +24,9 @@ from portal.members.errors import MemberError
 from portal.members.models import Member, Store
 from portal.staff.models import StaffUser
 
-# What the sold list filters on; "expired" is an active card whose validity has passed.
-STATES = ("active", "frozen", "expired", "refunded")
+# What the sold list filters on; "expired" is an active card whose validity has passed;
+# "in_stock": imported physical cards not sold yet, shown only when asked for.
+STATES = ("active", "frozen", "expired", "refunded", "in_stock")
 HIDDEN = (CardStatus.PENDING, CardStatus.CANCELLED, CardStatus.IN_STOCK)
 
 
@@ -92,9 +93,11 @@ def _members(session: Session, ids) -> dict[int, Member]:
 def sold_cards(session: Session, *, number: str | None = None, phone: str | None = None,
                status: str | None = None, before_id: int | None = None,
                limit: int = 50) -> list[SoldCard]:
-    """Cards sold (not pending nor cancelled), newest first, with balance and holder."""
-    query = (select(GiftCard).options(joinedload(GiftCard.product))
-             .where(GiftCard.status.not_in([str(s) for s in HIDDEN]))
+    """Cards sold (not pending nor cancelled), newest first, with balance and holder; the
+    cards in stock instead when `status` is "in_stock"."""
+    shown = GiftCard.status == CardStatus.IN_STOCK if status == "in_stock" \
+        else GiftCard.status.not_in([str(s) for s in HIDDEN])
+    query = (select(GiftCard).options(joinedload(GiftCard.product)).where(shown)
              .order_by(GiftCard.id.desc()).limit(limit))
     query = _number_filter(query, number)
     if phone is not None and str(phone).strip():

@@ -248,6 +248,7 @@ def test_admin_screens(browser, live_server, csrf_live, scene, width, locale):
                       ("admin-giftcards-sold", "/admin/giftcards/sold"),
                       ("admin-giftcard-sold-detail", f"/admin/giftcards/sold/{sold_id}"),
                       ("admin-giftcard-transactions", "/admin/giftcards/transactions"),
+                      ("admin-giftcard-import", "/admin/giftcards/import"),
                       ("admin-giftcard-new", "/admin/giftcards/new"),
                       ("admin-giftcard-edit", f"/admin/giftcards/{gift_id}")):
         page.goto(url)

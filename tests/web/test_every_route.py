@@ -37,7 +37,8 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/giftcards/{giftcard_product_id}", "/admin/giftcards/sold",
          "/admin/giftcards/sold?status=active&number=0000&phone=13800138000",
          "/admin/giftcards/sold/{giftcard_id}", "/admin/giftcards/transactions",
-         "/admin/giftcards/transactions?kind=activation"]
+         "/admin/giftcards/transactions?kind=activation", "/admin/giftcards/import",
+         "/admin/giftcards/sold?status=in_stock"]
 
 
 @pytest.fixture
