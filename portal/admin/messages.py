@@ -66,4 +66,8 @@ def _example(kind: MessageKind) -> dict:
                                    "plan": current_app.config["MERCHANT_NAME"]},
         MessageKind.POINTS_EXPIRING: {"points": 120,
                                       "on": date(clock.today().year + 1, 1, 1).isoformat()},
+        MessageKind.STUDENT_APPROVED: {"until": date(clock.today().year + 1, 7, 31).isoformat()},
+        MessageKind.STUDENT_REJECTED: {"reason": _("The photo is blurred.")},
+        MessageKind.STUDENT_EXPIRING: {"on": date(clock.today().year + 1, 7, 31).isoformat()},
+        MessageKind.STUDENT_EXPIRED: {"on": date(clock.today().year, 1, 31).isoformat()},
     }[kind]

@@ -126,6 +126,8 @@ class BenefitPackage(Base):
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     channels: Mapped[list] = mapped_column(JSON, default=lambda: ["POS", "ONLINE"])
+    # Only verified students see and buy it (portal.students.services.is_verified_student).
+    students_only: Mapped[bool] = mapped_column(default=False)
     # Used coupons from the package make its order non-refundable online.
     refund_restricted: Mapped[bool] = mapped_column(default=True)
     agreement: Mapped[str] = mapped_column(Text, default="")

@@ -9,6 +9,10 @@ old message. Params are plain JSON: names as the merchant wrote them, numbers, I
     gift_delivered   {"activity": "Complete your profile", "titles": [...], "points": 50}
     tier_changed     {"tier": "Gold", "plan": "Coffee club", "up": true}
     points_expiring  {"points": 120, "on": "2027-01-01"}
+    student_approved {"until": "2027-07-31"}
+    student_rejected {"reason": "The photo is blurred."}
+    student_expiring {"on": "2027-07-31"}
+    student_expired  {"on": "2027-07-31"}
 """
 from __future__ import annotations
 
@@ -78,11 +82,43 @@ def _points_expiring(params: dict) -> Wording:
                    "/points")
 
 
+def _on(params: dict, name: str) -> str:
+    return format_date(date.fromisoformat(params[name])) if params.get(name) else ""
+
+
+def _student_approved(params: dict) -> Wording:
+    return Wording(_("Your student ID is verified"),
+                   _("You are a verified student until %(date)s. Your student perks are "
+                     "ready.", date=_on(params, "until")), "/student")
+
+
+def _student_rejected(params: dict) -> Wording:
+    return Wording(_("We could not verify your student ID"),
+                   _("Reason: %(reason)s You can send a new request.",
+                     reason=params.get("reason") or ""), "/student")
+
+
+def _student_expiring(params: dict) -> Wording:
+    return Wording(_("Your student status ends soon"),
+                   _("Your student status ends after %(date)s. Verify again to keep your "
+                     "student perks.", date=_on(params, "on")), "/student")
+
+
+def _student_expired(params: dict) -> Wording:
+    return Wording(_("Your student status has ended"),
+                   _("Your student status ended after %(date)s. Verify again to get your "
+                     "student perks back.", date=_on(params, "on")), "/student")
+
+
 WORDINGS = {
     MessageKind.COUPON_ARRIVED: _coupon_arrived,
     MessageKind.GIFT_DELIVERED: _gift_delivered,
     MessageKind.TIER_CHANGED: _tier_changed,
     MessageKind.POINTS_EXPIRING: _points_expiring,
+    MessageKind.STUDENT_APPROVED: _student_approved,
+    MessageKind.STUDENT_REJECTED: _student_rejected,
+    MessageKind.STUDENT_EXPIRING: _student_expiring,
+    MessageKind.STUDENT_EXPIRED: _student_expired,
 }
 
 
@@ -114,4 +150,18 @@ def kind_labels() -> dict[MessageKind, tuple[str, str]]:
         MessageKind.POINTS_EXPIRING: (
             _("Points expiring"),
             _("Points will expire soon: the member is told once per expiry date.")),
+        MessageKind.STUDENT_APPROVED: (
+            _("Student ID approved"),
+            _("Staff approve the member's student ID: until when, and that perks are "
+              "ready.")),
+        MessageKind.STUDENT_REJECTED: (
+            _("Student ID rejected"),
+            _("Staff reject the member's student ID: the reason they gave.")),
+        MessageKind.STUDENT_EXPIRING: (
+            _("Student status ending"),
+            _("Once per approval, the days before it ends that Students settings give: "
+              "an invitation to verify again.")),
+        MessageKind.STUDENT_EXPIRED: (
+            _("Student status ended"),
+            _("The student status has ended: the tag is removed, perks stop.")),
     }

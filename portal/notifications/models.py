@@ -27,6 +27,10 @@ class MessageKind(StrEnum):
     GIFT_DELIVERED = "gift_delivered"
     TIER_CHANGED = "tier_changed"
     POINTS_EXPIRING = "points_expiring"
+    STUDENT_APPROVED = "student_approved"
+    STUDENT_REJECTED = "student_rejected"
+    STUDENT_EXPIRING = "student_expiring"
+    STUDENT_EXPIRED = "student_expired"
 
 
 class MessageSetting(Base):

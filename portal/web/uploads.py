@@ -21,6 +21,27 @@ class UploadError(ValueError):
 
 def save_public_image(upload) -> str:
     """Store an image anyone may see (a page banner); returns its name under /media/."""
+    return _save(upload, "public")
+
+
+def save_private_image(upload, folder: str) -> str:
+    """Store an image only its owner and staff may see (a student card) under
+    UPLOAD_DIR/<folder>, never served by /media/; returns its file name."""
+    return _save(upload, folder)
+
+
+def private_path(folder: str, name: str) -> Path:
+    """Where a private image lives; a name that is not one we made finds nothing."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise FileNotFoundError(name)
+    return Path(current_app.config["UPLOAD_DIR"]) / folder / name
+
+
+def delete_private_image(folder: str, name: str) -> None:
+    private_path(folder, name).unlink(missing_ok=True)
+
+
+def _save(upload, folder_name: str) -> str:
     data = upload.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise UploadError(_("The image is larger than 4 MB."))
@@ -40,7 +61,7 @@ def save_public_image(upload) -> str:
     fmt, ext = ("PNG", "png") if has_alpha else ("JPEG", "jpg")
     image = image.convert("RGBA" if has_alpha else "RGB")
     name = f"{secrets.token_urlsafe(16)}.{ext}"
-    folder = Path(current_app.config["UPLOAD_DIR"]) / "public"
+    folder = Path(current_app.config["UPLOAD_DIR"]) / folder_name
     folder.mkdir(parents=True, exist_ok=True)
     image.save(folder / name, fmt, quality=85, optimize=True)
     return name

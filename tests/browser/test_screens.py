@@ -366,14 +366,32 @@ def test_giftcard_screens(browser, live_server, csrf_live, scene, width, locale)
         product_id=gift.id, amount_minor=20_000, for_friend=True, recipient_name="Ada",
         recipient_email="ada@example.com", message="Happy spring!", buyer_name="Mei"),
         member_id=None)
+    from portal import clock
+    from portal.giftcards import spending
+    from portal.payments.models import Payment
+    from tests.factories import StoreFactory
+
     with transaction(db.session):
         cards.activate(db.session, card, key="screens")
         card.holder_member_id = scene["member"].id
+        card.sent_at = card.claimed_at = clock.now()
+    spending.charge(db.session, number=card.number, amount_minor=3_650, currency="CNY",
+                    idempotency_key="screens", store_id=StoreFactory(name="Harbour Bund").id)
+    sent = purchase.buy(db.session, purchase.Order(        # the member's gift, not claimed
+        product_id=gift.id, amount_minor=50_000, for_friend=True, recipient_name="Li Lei",
+        recipient_phone="13912345678", message="Thank you for everything."),
+        member_id=scene["member"].id)
+    with transaction(db.session):
+        cards.activate(db.session, sent, key="screens-sent")
+        sent.sent_at = clock.now()
+    guest_gift = db.session.get(Payment, card.payment_id).token
+    member_gift = db.session.get(Payment, sent.payment_id).token
     context = _context(browser, live_server, width, locale)
     page = context.new_page()
     errors = _watch(page)
     for name, url in (("giftcard-shop-guest", "/giftcards"),
                       ("giftcard-buy", f"/giftcards/buy/{gift.id}"),
+                      ("giftcard-sent", f"/giftcards/sent/{guest_gift}"),
                       ("giftcard-balance", "/giftcards/balance")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
@@ -385,6 +403,7 @@ def test_giftcard_screens(browser, live_server, csrf_live, scene, width, locale)
     member_sign_in(page, scene["member"])
     for name, url in (("giftcard-shop", "/giftcards"),
                       ("giftcard-card", f"/giftcards/mine/{card.id}"),
+                      ("giftcard-sent-member", f"/giftcards/sent/{member_gift}"),
                       ("giftcard-claim", f"/giftcards/claim/{card.claim_token}")):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
