@@ -630,3 +630,88 @@ def sell_giftcard(number: str):
                    expires_at=card.expires_at.isoformat() if card.expires_at else None,
                    created_at=sale.activation.created_at.isoformat()), \
         200 if sale.replayed else 201
+
+
+# --- member benefits: the basket quote -------------------------------------------------------
+
+def _quote_lines(body: dict) -> list:
+    from portal.benefits.quote import MAX_LINES, QuoteLine
+
+    raw = body.get("lines")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_LINES:
+        raise ApiProblem(422, "invalid_field", f"'lines' must be a list of 1 to {MAX_LINES} "
+                         "lines", field="lines")
+    lines = []
+    for i, item in enumerate(raw):
+        try:
+            product_id, category = item["product_id"], item.get("category") or ""
+            quantity, unit_price = item["quantity"], item["unit_price"]
+            # type() is int, not isinstance: JSON true/false are bools, and bools are ints.
+            if not (isinstance(product_id, str) and product_id.strip()
+                    and len(product_id) <= 64 and isinstance(category, str)
+                    and len(category) <= 64 and type(quantity) is int and quantity >= 1
+                    and type(unit_price) is int and unit_price >= 0):
+                raise ValueError
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise ApiProblem(422, "invalid_field",
+                             f"lines[{i}] needs a 'product_id', an integer 'quantity' ≥ 1 and "
+                             "an integer 'unit_price' ≥ 0 (minor units)",
+                             field=f"lines[{i}]") from None
+        lines.append(QuoteLine(product_id.strip(), category.strip(), quantity, unit_price))
+    return lines
+
+
+def _benefit_ref(benefit) -> dict:
+    return {"benefit_id": benefit.id, "name": benefit.name, "kind": benefit.kind}
+
+
+def _skipped(items) -> list[dict]:
+    return [{**_benefit_ref(s.benefit), "reason": str(s.reason)} for s in items]
+
+
+def _quote_body(q) -> dict:
+    def offer(o):
+        if o is None:
+            return None
+        return {**_benefit_ref(o.benefit), "discount_bp": o.discount_bp,
+                "member_unit_price": o.unit_price}
+
+    return {
+        "card_no": q.card.number, "currency": q.currency, "channel": q.channel,
+        "at": q.at.isoformat(), "prepaid_balance": q.prepaid_balance,
+        "lines": [{"product_id": lq.line.product_id, "category": lq.line.category,
+                   "quantity": lq.line.quantity, "unit_price": lq.line.unit_price,
+                   "amount": lq.amount, "offer": offer(lq.offer), "discount": lq.discount,
+                   "promotion_discount": lq.promotion_discount, "final_amount": lq.final,
+                   "not_applied": _skipped(lq.not_applied)} for lq in q.lines],
+        "promotion": None if q.promotion is None else {
+            **_benefit_ref(q.promotion.benefit), "discount": q.promotion.discount},
+        "subtotal": q.subtotal, "discount": q.discount, "total": q.total,
+        "points": {"base": q.points_base, "before_multiplier": q.points_before_multiplier,
+                   "multiplier_bp": q.multiplier_bp,
+                   "multiplier": None if q.multiplier is None else _benefit_ref(q.multiplier),
+                   "points": q.points, "experience": q.experience},
+        "not_applied": _skipped(q.not_applied)}
+
+
+@bp.post("/quotes")
+@client_required
+def quote_basket():
+    """What a member would pay for a basket and earn, with their benefits; writes nothing."""
+    from portal import clock
+    from portal.benefits import quote
+    from portal.loyalty.errors import LoyaltyError
+
+    body = _body()
+    _store, channel = _scope(body)
+    card_no = _text(body, "card_no", max_length=32)
+    at = clock.now() if body.get("at") is None else _when(body, "at")
+    balance = None if body.get("prepaid_balance") is None \
+        else _int(body, "prepaid_balance", minimum=0)
+    lines = _quote_lines(body)
+    try:
+        result = quote.quote(db.session, card_no=card_no, channel=channel, lines=lines, at=at,
+                             store_id=g.api_client.store_id, prepaid_balance=balance)
+    except LoyaltyError as e:
+        raise _loyalty_problem(e) from None
+    return jsonify(_quote_body(result))

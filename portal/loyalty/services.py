@@ -128,6 +128,7 @@ def record_order(session: Session, *, store_id: int, client_id: int | None, chan
             bases = line_bases(rule, lines, payments)
             base = sum(bases.values())
             points, experience = earned(rule, base)
+            points = _multiplied(session, card, channel, occurred_at, points)
             if alarm.is_blocked(session, card.member, "earn"):
                 points = 0  # an abnormal member earns no points while the block is on
             order = Order(store_id=store_id, client_id=client_id, external_id=external_id,
@@ -161,6 +162,19 @@ def record_order(session: Session, *, store_id: int, client_id: int | None, chan
         if existing is None:
             raise
         return existing, False
+
+
+def _multiplied(session: Session, card: MemberCard, channel: str, at: datetime,
+                points: int) -> int:
+    """Points × the best multiplier benefit (or member day, birthday) active for the card on
+    this channel at the order's time: the same rule as the basket quote. Experience is not
+    multiplied: it decides tiers, which a promotion should not buy."""
+    if not points:
+        return 0
+    from portal.benefits import quote
+
+    multiplier_bp, _benefit = quote.points_multiplier(session, card, channel, at)
+    return quote.multiply(points, multiplier_bp)
 
 
 def _check_order(lines: list[OrderLine], payments: list[Payment]) -> None:
