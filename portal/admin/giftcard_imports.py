@@ -32,17 +32,6 @@ class ImportForm(FlaskForm):
                      render_kw={"accept": ".xlsx," + xlsx.MIME, "required": True})
 
 
-def state_label(state: str) -> str:
-    """The sold list's states, with the cards imported and not sold yet."""
-    return _("In stock") if state == "in_stock" else card_state_label(state)
-
-
-@bp.app_context_processor
-def _import_labels():
-    # Registered after the gift card pages' own labels: adds "in stock" to them.
-    return {"giftcard_card_state_label": state_label}
-
-
 def _page(form: ImportForm, status: int = 200):
     products = imports.physical_products(db.session)
     form.product_id.choices = [("", _("Choose…"))] + [(str(p.id), p.name) for p in products]
@@ -116,7 +105,7 @@ def giftcard_sold_export():
     exports.record(db.session, current_staff().id, "sold",
                    {"number": number, "phone": phone, "status": status})
     rows = ([row.card.number, row.card.product.name,
-             _("Physical") if row.card.physical else _("Electronic"), state_label(row.state),
+             _("Physical") if row.card.physical else _("Electronic"), card_state_label(row.state),
              _major(row.card.face_minor, row.card.currency),
              _major(row.balance, row.card.currency),
              _major(row.card.price_minor, row.card.currency), row.card.currency,
@@ -155,3 +144,9 @@ def giftcard_transactions_export():
     return xlsx.response(f"giftcard-transactions-{stamp}.xlsx", xlsx.SheetSpec(
         name=_("Transactions"), header=header, rows=rows,
         widths=(17, 22, 18, 12, 12, 9, 20, 20, 40), text_columns=(1,)))
+
+
+@bp.get("/giftcards/exports")
+@staff_required(*MANAGERS)
+def giftcard_export_history():
+    return render("admin/giftcards/exports.html", entries=exports.history(db.session))

@@ -345,7 +345,7 @@ def giftcard_status(product_id: int):
 def card_state_label(state: str) -> str:
     return {"active": _("Active"), "frozen": _("Frozen"), "expired": _("Expired"),
             "refunded": _("Refunded"), "pending": _("Awaiting payment"),
-            "cancelled": _("Cancelled")}.get(state, state)
+            "cancelled": _("Cancelled"), "in_stock": _("In stock")}.get(state, state)
 
 
 def transaction_kind_label(kind: str) -> str:

@@ -212,6 +212,7 @@ def audit():
 
 from portal.admin import (  # noqa: E402,F401 - register routes on bp
     activities,
+    benefits,
     coupons,
     giftcard_imports,
     giftcards,

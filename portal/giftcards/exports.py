@@ -48,3 +48,10 @@ def transactions(session: Session, *, kind: str | None = None, number: str | Non
         if len(found) < chunk:
             return
         before = found[-1].tx.id
+
+
+def history(session: Session, limit: int = 50):
+    """The latest exports (their audit entries, with the operator), newest first."""
+    from portal.staff import services as staff
+
+    return staff.audit_page(session, action="giftcard.export", limit=limit)

@@ -38,6 +38,7 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/giftcards/sold?status=active&number=0000&phone=13800138000",
          "/admin/giftcards/sold/{giftcard_id}", "/admin/giftcards/transactions",
          "/admin/giftcards/transactions?kind=activation", "/admin/giftcards/import",
+         "/admin/giftcards/exports",
          "/admin/giftcards/sold?status=in_stock"]
 
 
