@@ -9,6 +9,9 @@
 - recalc_ratio.tiers_200k: recalculating tiers for 200,000 members, divided by one
   GROUP BY over their experience entries; peak_rss_mb.tiers_200k: the recalculation's
   peak Python memory (tracemalloc, on a second, traced run), not the process RSS.
+- quote_ratio.basket_30: requests/s of POST /api/v1/quotes with a 30-line basket and 10
+  benefits in scope (member prices, discounts, a member day, a birthday, promotions, a
+  multiplier), divided by requests/s of a bare API route posting the same JSON.
 - scan_ratio.reengagement_200k: the re-engagement scan over 200,000 members (10% lapsed),
   divided by one SELECT of the lapsed ids; rescan_grants.reengagement_200k: the grants a
   second scan makes (must be 0).
@@ -24,6 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("TESSERA_ENV", "test")
 
+from flask import jsonify, request  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
 from portal import (
@@ -41,6 +45,9 @@ def _setup():
     app = create_app({"ENV": "test", "DATABASE_URL": url, "WTF_CSRF_ENABLED": False,
                       "UPLOAD_DIR": tmp})
     app.add_url_rule("/__bench/bare", "bench_bare", lambda: "ok")
+    # A bare API route: the same JSON body in, a JSON answer out, no key, no database.
+    app.add_url_rule("/__bench/bare_api", "bench_bare_api",
+                     lambda: jsonify(ok=bool(request.get_json())), methods=["POST"])
     from alembic import command
 
     from portal.cli import alembic_config
@@ -321,6 +328,66 @@ def _reengagement(app, count: int = 200_000) -> tuple[float, int]:
         return scanned / selected, regranted
 
 
+def _quote_ratio(app, rounds: int = ROUNDS) -> float:
+    """POST /api/v1/quotes with a 30-line basket and 10 benefits in scope, over a bare API
+    route that takes the same JSON body (both measured here)."""
+    from portal.api import services as api_clients
+    from portal.benefits.models import Benefit
+    from portal.members.models import MemberCard, Store
+
+    with app.app_context():
+        session = db.session
+        card = session.query(MemberCard).first()
+        store = session.query(Store).first()
+        currency = card.plan.currency
+        _c, key = api_clients.create_client(session, name="Bench till", store_code=store.code,
+                                            channel="POS")
+        friday = {"frequency": "weekly", "days": [clock.local().weekday()]}
+        with transaction(session):
+            session.add_all([
+                Benefit(kind="member_price", name="Prices", currency=currency,
+                        prices=[{"product_id": f"P{i}", "price_minor": 900}
+                                for i in range(0, 30, 2)]),
+                Benefit(kind="discount", name="Ten", currency=currency, discount_bp=1000,
+                        exclusions={"mode": "categories", "values": ["c3"]}),
+                Benefit(kind="discount", name="Five", currency=currency, discount_bp=500,
+                        restriction={"rule": "balance_below_due"}),
+                Benefit(kind="discount", name="Online", currency=currency, discount_bp=3000,
+                        channels=["ONLINE"]),
+                Benefit(kind="member_day", name="Today", currency=currency, discount_bp=1200,
+                        multiplier_bp=20000, schedule=friday),
+                Benefit(kind="birthday", name="Birthday", currency=currency,
+                        discount_bp=2000, birthday_window="month"),
+                Benefit(kind="promotion", name="20 off 100", currency=currency,
+                        threshold_minor=10000, off_minor=2000),
+                Benefit(kind="promotion", name="50 off 500", currency=currency,
+                        threshold_minor=50000, off_minor=5000),
+                Benefit(kind="multiplier", name="x1.5", currency=currency,
+                        multiplier_bp=15000),
+                Benefit(kind="member_price", name="More prices", currency=currency,
+                        prices=[{"product_id": f"P{i}", "price_minor": 950}
+                                for i in range(30)],
+                        exclusions={"mode": "products", "values": ["P7"]})])
+        body = {"card_no": card.number, "store_code": store.code, "channel": "POS",
+                "prepaid_balance": 100000,
+                "lines": [{"product_id": f"P{i}", "category": f"c{i % 5}", "quantity": 1 + i % 3,
+                           "unit_price": 1000 + 10 * i} for i in range(30)]}
+    headers = {"Authorization": f"Bearer {key}"}
+    client = app.test_client()
+
+    def rate(url: str) -> float:
+        for _ in range(20):  # warm caches
+            client.post(url, json=body, headers=headers)
+        start = time.perf_counter()
+        for _ in range(rounds):
+            r = client.post(url, json=body, headers=headers)
+            assert r.status_code == 200, (url, r.status_code, r.get_data(as_text=True))
+        return rounds / (time.perf_counter() - start)
+
+    bare = rate("/__bench/bare_api")
+    return rate("/api/v1/quotes") / bare
+
+
 def main() -> dict[str, float]:
     app, ids = _setup()
     member = _client(app, "m", ids["member"])
@@ -343,6 +410,7 @@ def main() -> dict[str, float]:
         app, 5, "w5")), "/wallet")
     results["queries.wallet_500"] = _queries(app, _client(app, "m", _member_with_coupons(
         app, 500, "w500")), "/wallet")
+    results["quote_ratio.basket_30"] = round(_quote_ratio(app), 3)
     results["issue_ratio.coupons_10k"] = round(_issue_ratio(app), 2)
     ratio, peak = _tiers_ratio(app)
     results["recalc_ratio.tiers_200k"] = round(ratio, 2)

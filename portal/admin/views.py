@@ -220,6 +220,7 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     messages,
     pages,
     payments,
+    quotes,
     segments,
     smart,
     topups,

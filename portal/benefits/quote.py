@@ -195,35 +195,52 @@ def multiply(points: int, multiplier_bp: int) -> int:
 
 # --- the quote ---------------------------------------------------------------------------------
 
-def _excluded(benefit: Benefit, line: QuoteLine) -> Reason | None:
-    exclusions = benefit.exclusions or {}
-    mode, values = exclusions.get("mode") or "none", exclusions.get("values") or []
-    if mode == "products" and line.product_id in {str(v) for v in values}:
-        return Reason.EXCLUDED_PRODUCT
-    if mode == "categories" and line.category.casefold() in {str(v).casefold()
-                                                             for v in values}:
-        return Reason.EXCLUDED_CATEGORY
-    return None
+@dataclass(frozen=True)
+class _Terms:
+    """A benefit's line terms, read once per quote rather than once per line."""
+
+    benefit: Benefit
+    prices: dict[str, int]
+    discount_bp: int
+    products: frozenset[str]
+    categories: frozenset[str]
+
+    @classmethod
+    def of(cls, benefit: Benefit, tier_id: int) -> _Terms:
+        exclusions = benefit.exclusions or {}
+        mode, values = exclusions.get("mode") or "none", exclusions.get("values") or []
+        prices = {str(p.get("product_id")): int(p.get("price_minor") or 0)
+                  for p in benefit.prices or []} \
+            if benefit.kind == BenefitKind.MEMBER_PRICE else {}
+        return cls(benefit, prices, rules.discount_bp(benefit, tier_id),
+                   frozenset(str(v) for v in values) if mode == "products" else frozenset(),
+                   frozenset(str(v).casefold() for v in values)
+                   if mode == "categories" else frozenset())
+
+    def excluded(self, line: QuoteLine) -> Reason | None:
+        if line.product_id in self.products:
+            return Reason.EXCLUDED_PRODUCT
+        if self.categories and line.category.casefold() in self.categories:
+            return Reason.EXCLUDED_CATEGORY
+        return None
+
+    def offer(self, line: QuoteLine) -> Offer | None:
+        """What the benefit would take off the line on its own (None: not its concern)."""
+        if self.benefit.kind == BenefitKind.MEMBER_PRICE:
+            price = self.prices.get(line.product_id)
+            if price is None:
+                return None
+            return Offer(self.benefit, max(line.amount - price * line.quantity, 0),
+                         unit_price=price)
+        if self.discount_bp <= 0:
+            return None
+        return Offer(self.benefit, _percent_of(line.amount, self.discount_bp),
+                     discount_bp=self.discount_bp)
 
 
 def _percent_of(amount: int, bp: int) -> int:
     """bp/10,000 of amount, rounded half up to the minor unit."""
     return (amount * bp + FULL // 2) // FULL
-
-
-def _line_offer(benefit: Benefit, line: QuoteLine, tier_id: int) -> Offer | None:
-    """What the benefit would take off the line on its own (None: it does not concern it)."""
-    if benefit.kind == BenefitKind.MEMBER_PRICE:
-        price = next((p.get("price_minor") for p in benefit.prices or []
-                      if str(p.get("product_id")) == line.product_id), None)
-        if price is None:
-            return None
-        return Offer(benefit, max(line.amount - int(price) * line.quantity, 0),
-                     unit_price=int(price))
-    bp = rules.discount_bp(benefit, tier_id)
-    if bp <= 0:
-        return None
-    return Offer(benefit, _percent_of(line.amount, bp), discount_bp=bp)
 
 
 class _Balance:
@@ -319,10 +336,11 @@ def _apply_line_offers(quoted: list[LineQuote], benefits: list[Benefit], card,
                        balance: _Balance, due: int, skipped: list[Skipped]) -> None:
     offers: dict[int, list[Offer | Skipped]] = {}
     for b in benefits:
+        terms = _Terms.of(b, card.tier_id)
         per_line: list[Offer | Skipped | None] = []
         for q in quoted:
-            offer = _line_offer(b, q.line, card.tier_id)
-            reason = _excluded(b, q.line) if offer is not None else None
+            offer = terms.offer(q.line)
+            reason = terms.excluded(q.line) if offer is not None else None
             per_line.append(Skipped(b, reason) if reason else offer)
         if all(x is None for x in per_line):
             continue  # a member price for none of these products, a member day with no % off
@@ -346,9 +364,10 @@ def _apply_promotion(quoted: list[LineQuote], benefits: list[Benefit], balance: 
                      due: int, skipped: list[Skipped]) -> Offer | None:
     qualifying: list[tuple[Offer, list[int]]] = []
     for b in benefits:
+        terms = _Terms.of(b, 0)
         eligible = []
         for i, q in enumerate(quoted):
-            reason = _excluded(b, q.line)
+            reason = terms.excluded(q.line)
             if reason:
                 q.not_applied.append(Skipped(b, reason))
             else:

@@ -39,7 +39,7 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/giftcards/sold/{giftcard_id}", "/admin/giftcards/transactions",
          "/admin/giftcards/transactions?kind=activation", "/admin/giftcards/import",
          "/admin/giftcards/exports",
-         "/admin/giftcards/sold?status=in_stock"]
+         "/admin/giftcards/sold?status=in_stock", "/admin/benefits/quote"]
 
 
 @pytest.fixture
