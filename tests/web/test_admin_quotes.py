@@ -102,3 +102,8 @@ def test_quote_preview_needs_a_line(client, owner, member, store):
     r = client.get(URL, query_string={"member": card_no, "store_id": store.id,
                                       "channel": "POS", "rows": 1, "quote": "1"})
     assert r.status_code == 422 and 'id="lines-error"' in r.get_data(as_text=True)
+
+
+def test_benefit_list_links_to_the_quote_preview(client, owner):
+    sign_in_as(client, owner)
+    assert f'href="{URL}"' in client.get("/admin/benefits").get_data(as_text=True)
