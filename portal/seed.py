@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from portal import clock
 from portal.api.services import create_client
+from portal.benefits.models import Benefit, BenefitKind
 from portal.campaigns.models import Activity, ActivityGift, ActivityKind, ActivityStatus
 from portal.coupons import services as coupons
 from portal.coupons.models import ClaimLink, CouponPackage, CouponTemplate, PackageItem
@@ -187,6 +188,28 @@ def seed_demo(session: Session) -> dict[str, int]:
                      lapse_days=30, plan_ids=[regular.id],
                      gifts=[ActivityGift(template_id=templates[1].id)]),
         ])
+        gold = session.scalar(select(Tier.id).where(Tier.plan_id == regular.id, Tier.rank == 2))
+        session.add_all([
+            Benefit(kind=BenefitKind.DISCOUNT, name="Gold 10% off", currency="CNY",
+                    brief="10% off every order for Gold members", discount_bp=1000,
+                    plan_ids=[regular.id], tier_ids=[gold], operator_id=staff[0].id),
+            Benefit(kind=BenefitKind.MEMBER_DAY, name="Friday Member Day", currency="CNY",
+                    brief="Every Friday, 10:00–22:00: 5% off and double points",
+                    discount_bp=500, multiplier_bp=20_000, operator_id=staff[0].id,
+                    schedule={"frequency": "weekly", "days": [4], "times": "window",
+                              "window": ["10:00", "22:00"]},
+                    tier_perks=[{"tier_id": gold, "discount_bp": 500, "multiplier_bp": None,
+                                 "note": "Gold: a further 5% off"}]),
+            Benefit(kind=BenefitKind.BIRTHDAY, name="Birthday week", currency="CNY",
+                    brief="20% off all your birthday week", birthday_window="week",
+                    discount_bp=2000, operator_id=staff[0].id),
+            Benefit(kind=BenefitKind.MULTIPLIER, name="Double points", currency="CNY",
+                    brief="Twice the points on the Campus Card", multiplier_bp=20_000,
+                    plan_ids=[student.id], operator_id=staff[0].id),
+            Benefit(kind=BenefitKind.MEMBER_PRICE, name="Member latte price", currency="CNY",
+                    brief="A latte for ¥18 instead of ¥25", operator_id=staff[0].id,
+                    prices=[{"product_id": "LATTE", "price_minor": 1800}]),
+        ])
         session.add_all([
             EarningRule(plan_id=regular.id, points_amount=1, points_per_minor=100,
                         experience_amount=1, experience_per_minor=100, points_expiry_years=1,
@@ -202,4 +225,5 @@ def seed_demo(session: Session) -> dict[str, int]:
     return {"stores": 3, "card plans": 2, "staff": 3, "registration pages": 1,
             "tracking links": 3, "members": 200, "coupon templates": 3, "coupons": 40,
             "activities": 2, "segments": 1, "top-up plans": 3, "smart top-up plans": 1,
+            "benefits": 5,
             "till key": key}

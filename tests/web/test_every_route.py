@@ -12,7 +12,7 @@ MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet
           "/wallet?tab=used", "/inbox", "/points", "/activities/PROFILE", "/balance",
           "/topup", "/topup/{topup_plan_id}?card={card_id}&amount=200", "/pay",
           "/pay?store=HQ01&amount=12.50", "/payments/{payment_token}",
-          "/payments/demo/{payment_token}", "/giftcards/mine/{giftcard_id}",
+          "/payments/demo/{payment_token}", "/giftcards/mine/{giftcard_id}", "/benefits",
           "/giftcards/sent/{giftcard_payment_token}"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
@@ -39,7 +39,12 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/giftcards/sold/{giftcard_id}", "/admin/giftcards/transactions",
          "/admin/giftcards/transactions?kind=activation", "/admin/giftcards/import",
          "/admin/giftcards/exports",
-         "/admin/giftcards/sold?status=in_stock", "/admin/benefits/quote"]
+         "/admin/giftcards/sold?status=in_stock", "/admin/benefits/quote",
+         "/admin/benefits", "/admin/benefits?q=gold&kind=discount&status=active",
+         "/admin/benefits/new",
+         *[f"/admin/benefits/new/{k}" for k in (
+             "marketing", "promotion", "member_price", "discount", "member_day", "birthday",
+             "multiplier", "extension", "service", "custom")]]
 
 
 @pytest.fixture
