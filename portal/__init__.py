@@ -56,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from portal.admin.views import bp as admin_bp
     from portal.api.views import bp as api_bp
+    from portal.benefits.package_views import bp as packages_bp
     from portal.benefits.views import bp as benefits_bp
     from portal.campaigns.views import bp as campaigns_bp
     from portal.coupons.views import bp as coupons_bp
@@ -79,6 +80,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(payments_bp)
     app.register_blueprint(giftcards_bp)
     app.register_blueprint(benefits_bp)
+    app.register_blueprint(packages_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(api_bp)
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from portal import clock
 from portal.api.services import create_client
 from portal.benefits.models import Benefit, BenefitKind
+from portal.benefits.models import BenefitPackage, BenefitPackageItem, PackageRule
 from portal.campaigns.models import Activity, ActivityGift, ActivityKind, ActivityStatus
 from portal.coupons import services as coupons
 from portal.coupons.models import ClaimLink, CouponPackage, CouponTemplate, PackageItem
@@ -166,6 +167,18 @@ def seed_demo(session: Session) -> dict[str, int]:
                              SmartTier(position=3, kind="fixed", amount_minor=50_000,
                                        bonus_minor=6_000, bonus_points=500)]),
         ])
+        session.add(BenefitPackage(
+            name="Coffee Club", currency="CNY", status="active", tags=["Quarterly"],
+            channels=["POS", "ONLINE"], description="Member prices and double points.",
+            agreement="The package runs for the days bought and is not transferable.",
+            rules=[PackageRule(position=0, duration_days=30, original_minor=3_900,
+                               first_minor=1_900, renewal_minor=2_900),
+                   PackageRule(position=1, duration_days=90, original_minor=9_900,
+                               repeat_minor=8_900)],
+            items=[BenefitPackageItem(position=0, kind="first_gift", name="Welcome gift",
+                                      points=200, coupon_template_id=templates[2].id),
+                   BenefitPackageItem(position=1, kind="renewal_gift", points=100,
+                                      name="Thanks for renewing", distribution="on_start")]))
         lapsed = Segment(name="Away 30 days or more", match="all",
                          rules=[{"field": "days_since_purchase", "op": "gte", "value": 30}])
         session.add(lapsed)
@@ -225,5 +238,5 @@ def seed_demo(session: Session) -> dict[str, int]:
     return {"stores": 3, "card plans": 2, "staff": 3, "registration pages": 1,
             "tracking links": 3, "members": 200, "coupon templates": 3, "coupons": 40,
             "activities": 2, "segments": 1, "top-up plans": 3, "smart top-up plans": 1,
-            "benefits": 5,
+            "benefit packages": 1, "benefits": 5,
             "till key": key}

@@ -218,6 +218,7 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     giftcards,
     loyalty,
     messages,
+    packages,
     pages,
     payments,
     quotes,
