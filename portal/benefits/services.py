@@ -118,6 +118,9 @@ def my_benefits(session: Session, member_id: int, at: datetime) -> MyBenefits:
         today = clock.local(at).date()
         for b in birthday:
             first, last = rules.birthday_window(b, member.born_on, at)
+            if last < today:   # this year's is over: show the coming one
+                new_year = clock.start_of_local_day(date(today.year + 1, 1, 1))
+                first, last = rules.birthday_window(b, member.born_on, new_year)
             mine.birthdays.append(Birthday(b, first, last, first <= today <= last))
 
     mine.next_tier = next((t for t in card.plan.tiers if t.rank > card.tier.rank), None)

@@ -408,3 +408,59 @@ def test_giftcard_screens(browser, live_server, csrf_live, scene, width, locale)
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_benefit_screens(browser, live_server, csrf_live, scene, width, locale):
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from portal.benefits import manage
+    from portal.members.models import Member, Tier
+
+    owner, plan_id = scene["owner"], scene["card"].plan_id
+    db.session.add(Tier(plan_id=plan_id, name="Gold", rank=1))
+    db.session.get(Member, scene["member"].id).born_on = date(1990, 6, 15)
+    db.session.commit()
+    gold = db.session.scalar(select(Tier.id).where(Tier.name == "Gold"))
+    for kind, data in (
+            ("member_day", {"name": "Friday Member Day", "brief": "5% off and double points",
+                            "discount_bp": 500, "multiplier_bp": 20_000,
+                            "schedule": {"frequency": "weekly", "days": [4], "times": "window",
+                                         "window": ["10:00", "22:00"]},
+                            "tier_perks": [{"tier_id": gold, "discount_bp": 500,
+                                            "note": "Gold: a further 5% off"}]}),
+            ("birthday", {"name": "Birthday week", "birthday_window": "week",
+                          "discount_bp": 2000}),
+            ("member_price", {"name": "Member latte price", "brief": "A latte for 18",
+                              "prices": [{"product_id": "LATTE", "price_minor": 1800}]}),
+            ("discount", {"name": "Gold 10% off", "discount_bp": 1000, "tier_ids": [gold]})):
+        b = manage.create(db.session, kind, data, operator_id=owner.id)
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    page.goto("/admin/sign-in")
+    page.locator("#email").fill(owner.email)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url("**/admin/")
+    for name, url in (("admin-benefits", "/admin/benefits"),
+                      ("admin-benefit-kinds", "/admin/benefits/new"),
+                      ("admin-benefit-new-member-day", "/admin/benefits/new/member_day"),
+                      ("admin-benefit-new-price", "/admin/benefits/new/member_price"),
+                      ("admin-benefit-edit", f"/admin/benefits/{b.id - 1}")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    page.goto("/admin/benefits/new/extension")
+    page.locator("#name").fill("+30 days")
+    page.locator("#extension_days").fill("30")
+    page.locator("form.activity-form button[value=save]").click()
+    page.locator(".field-error").first.wait_for()
+    _shoot(page, "admin-benefit-errors", width, locale, errors)
+    member_sign_in(page, scene["member"])
+    for name, url in (("benefits", "/benefits"), ("benefit", f"/benefits/{b.id - 1}")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    context.close()

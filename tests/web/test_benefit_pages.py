@@ -163,3 +163,13 @@ def test_benefits_page_query_count_does_not_grow(client, harbour, staff_id):
                       operator_id=staff_id)
         _friday(staff_id, name=f"Day {i}")
     assert count_queries(client, "/benefits") == few
+
+
+def test_birthday_window_past_this_year_shows_the_next(client, harbour, staff_id):
+    clock.freeze(datetime(2026, 8, 1, 4, 0, tzinfo=UTC))
+    manage.create(db.session, BenefitKind.BIRTHDAY, {"name": "Birthday month",
+                                                     "birthday_window": "month",
+                                                     "channels": ["POS"]}, operator_id=staff_id)
+    _sign_in_member(client, harbour, born_on=date(1990, 2, 14))
+    page = client.get("/benefits").get_data(as_text=True)
+    assert "February 1, 2027 to February 28, 2027" in page
