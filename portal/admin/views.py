@@ -224,5 +224,6 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     quotes,
     segments,
     smart,
+    students,
     topups,
 )

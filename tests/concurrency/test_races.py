@@ -538,3 +538,43 @@ def test_two_checkouts_of_a_package_at_once_get_one_first_purchase_price(app, se
 
     results = run_concurrently(app, checkout, list(range(6)))
     assert sorted(results) == ["first"] + ["repeat"] * 5
+
+
+def test_two_approvals_of_one_student_request_at_once_give_one_gift(app, session, member,
+                                                                      owner, tmp_path,
+                                                                      monkeypatch):
+    import io
+    from datetime import timedelta
+
+    from PIL import Image
+    from sqlalchemy import func, select
+
+    from portal import clock
+    from portal.coupons.models import Coupon
+    from portal.students import services as students
+    from portal.students.errors import StudentError
+    from tests.factories import CouponTemplateFactory
+
+    monkeypatch.setitem(app.config, "UPLOAD_DIR", str(tmp_path))
+    coupon = CouponTemplateFactory()
+    students.save_settings(session, {
+        "validity_months": 12, "tag_name": "Student", "gift_kind": "coupon",
+        "gift_template_id": coupon.id, "gift_rule": "each", "reminder_days": 14,
+        "photo_retention_days": 30}, operator_id=owner.id)
+    photo = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(photo, "JPEG")
+    photo.seek(0)
+    photo.filename = "card.jpg"
+    v = students.submit(session, member.id, school="A", student_number="1",
+                        graduation_on=clock.today() + timedelta(days=400), consent=True,
+                        photo=photo)
+    verification_id = v.id
+    session.commit()
+
+    results = run_concurrently(app, lambda s, _i: students.approve(
+        s, verification_id, operator_id=owner.id), list(range(4)))
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, StudentError) for r in results if isinstance(r, Exception))
+    session.expire_all()
+    assert session.scalar(select(func.count(Coupon.id)).where(
+        Coupon.member_id == member.id)) == 1

@@ -13,8 +13,10 @@ MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet
           "/topup", "/topup/{topup_plan_id}?card={card_id}&amount=200", "/pay",
           "/pay?store=HQ01&amount=12.50", "/payments/{payment_token}",
           "/payments/demo/{payment_token}", "/giftcards/mine/{giftcard_id}", "/benefits",
-          "/giftcards/sent/{giftcard_payment_token}"]
+          "/giftcards/sent/{giftcard_payment_token}", "/student"]
 STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
+         "/admin/students", "/admin/students/requests",
+         "/admin/students/requests?status=all", "/admin/students/settings",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
          "/admin/api-clients", "/admin/loyalty", "/admin/loyalty/{plan_id}",
          "/admin/loyalty/{plan_id}/tiers", "/admin/loyalty/alarm",
