@@ -62,6 +62,8 @@ def _clean(request, app):
     limiter.reset()
     yield
     clock.unfreeze()
+    # Tests that set another zone would leak it into the next one otherwise.
+    clock.set_timezone(app.config["TIMEZONE"])
     db.session.remove()
     _empty_tables()
     ctx.pop()

@@ -3,7 +3,9 @@
 Nothing is written. The rules, in the order they are applied:
 
 1. Which benefits count: active ones of the card plan's currency whose plans and tiers
-   include the card (`rules.in_scope`). The others are not the member's and are not listed.
+   include the card (`rules.in_scope`), and those a paid package period running at the
+   quote's moment gives the member (`purchases.active_package_benefit_ids`). The others
+   are not the member's and are not listed.
 2. A benefit on another channel (`wrong_channel`) or outside its time window
    (`outside_time_window`: a member day's schedule, the member's birthday window) does
    nothing on this order.
@@ -151,12 +153,17 @@ class Quote:
 
 # --- shared with earning ----------------------------------------------------------------------
 
-def benefits_for(session: Session, card) -> list[Benefit]:
-    """The card's active benefits that can change a bill or points, in one query."""
+def benefits_for(session: Session, card, at: datetime | None = None) -> list[Benefit]:
+    """The card's active benefits that can change a bill or points: those its plan and tier
+    have, and those a paid package period running at `at` gives the member whatever their
+    tier (two queries)."""
+    from portal.benefits import purchases
+
+    bought = purchases.active_package_benefit_ids(session, card.member_id, at)
     found = session.scalars(select(Benefit).where(
         Benefit.status == BenefitStatus.ACTIVE, Benefit.kind.in_(QUOTED_KINDS),
         Benefit.currency == card.plan.currency).order_by(Benefit.id)).all()
-    return [b for b in found if rules.in_scope(b, card)]
+    return [b for b in found if b.id in bought or rules.in_scope(b, card)]
 
 
 def _gate(benefit: Benefit, card, channel: str, at: datetime) -> Reason | None:
@@ -186,7 +193,7 @@ def best_multiplier(benefits: list[Benefit], card, channel: str,
 def points_multiplier(session: Session, card, channel: str,
                       at: datetime) -> tuple[int, Benefit | None]:
     """What the card's points are multiplied by for an order on `channel` at `at`."""
-    return best_multiplier(benefits_for(session, card), card, channel, at)
+    return best_multiplier(benefits_for(session, card, at), card, channel, at)
 
 
 def multiply(points: int, multiplier_bp: int) -> int:
@@ -293,7 +300,7 @@ def quote(session: Session, *, card_no: str, channel: str, lines: list[QuoteLine
     at = at or clock.now()
     channel = channel.upper()
     card = loyalty.card_for(session, card_no)
-    benefits = benefits_for(session, card)
+    benefits = benefits_for(session, card, at)
     balance = _Balance(session, card, prepaid_balance)
     quoted = [LineQuote(line) for line in lines]
     due = sum(q.amount for q in quoted)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import clock
-from portal.benefits import rules
+from portal.benefits import purchases, rules
 from portal.benefits.models import Benefit, BenefitKind, BenefitStatus
 from portal.members.models import CardPlan, CardStatus, Member, MemberCard, Tier
 
@@ -30,10 +30,12 @@ def active_benefits(session: Session) -> list[Benefit]:
                                 .order_by(Benefit.id)))
 
 
-def _reachable(benefits: list[Benefit], card, at: datetime | None = None) -> list[Benefit]:
+def _reachable(benefits: list[Benefit], card, at: datetime | None = None,
+               bought: set[int] = frozenset()) -> list[Benefit]:
+    """In the card's plan and tier scope, or given by a running paid package (`bought`)."""
     if at is not None and card.current_status(at) != CardStatus.ACTIVE:
         return []
-    return [b for b in benefits if rules.in_scope(b, card)]
+    return [b for b in benefits if b.id in bought or rules.in_scope(b, card)]
 
 
 def benefits_for_card(session: Session, card: MemberCard, at: datetime) -> list[Benefit]:
@@ -105,7 +107,8 @@ def my_benefits(session: Session, member_id: int, at: datetime) -> MyBenefits:
         return mine
     benefits = active_benefits(session)
     mine.card_usable = card.current_status(at) == CardStatus.ACTIVE
-    reached = _reachable(benefits, card, at)
+    reached = _reachable(benefits, card, at,
+                         purchases.active_package_benefit_ids(session, member_id, at))
     mine.held = [_held(b, card.tier_id) for b in reached]
 
     days = [MemberDayAhead(b, d, d.starts_at <= at < d.ends_at) for b in reached

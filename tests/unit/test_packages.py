@@ -506,3 +506,24 @@ def test_settings_save_is_audited_and_checked(session, owner):
         packages.save_settings(session, "weekly", operator_id=owner.id)
     assert session.query(AuditEntry).filter_by(action="benefit_package.settings").count() == 1
 
+
+
+def test_a_running_package_gives_its_benefits_in_the_quote_and_on_my_benefits(
+        app, session, owner, member):
+    from portal.benefits import quote, services
+
+    other_plans_only = benefit(session, "discount", discount_bp=2000, plan_ids=[999_999])
+    p = make(session, owner, items=[{"kind": "discount", "benefit_id": other_plans_only.id}])
+    card = session.query(MemberCard).filter_by(member_id=member.id).one()
+    basket = [quote.QuoteLine("SKU-1", "drinks", 1, 10_000)]
+
+    def price(at):
+        return quote.quote(session, card_no=card.number, channel="POS", lines=basket,
+                           at=at).total
+
+    assert price(clock.now()) == 10_000                    # not theirs by plan or tier
+    purchase = buy(app, session, member, p)
+    assert price(clock.now()) == 8_000                     # the package's 20% off
+    held = services.my_benefits(session, member.id, clock.now()).held
+    assert [h.benefit.id for h in held] == [other_plans_only.id]
+    assert price(purchase.ends_at) == 10_000               # the period is over
