@@ -234,9 +234,44 @@ def seed_demo(session: Session) -> dict[str, int]:
     for n, member in enumerate(members):
         coupons.issue(session, member_id=member.id, template_id=templates[n % 3].id,
                       source=coupons.Source("seed"), key=f"seed:{member.id}")
+    _seed_students(session, members[:2], templates[0].id, staff[0].id)
     _client, key = create_client(session, name="Demo till", store_code="HQ01", channel="POS")
     return {"stores": 3, "card plans": 2, "staff": 3, "registration pages": 1,
             "tracking links": 3, "members": 200, "coupon templates": 3, "coupons": 40,
             "activities": 2, "segments": 1, "top-up plans": 3, "smart top-up plans": 1,
-            "benefit packages": 1, "benefits": 5,
+            "benefit packages": 1, "benefits": 5, "student verifications": 2,
             "till key": key}
+
+
+def _seed_students(session: Session, members: list[Member], gift_template_id: int,
+                   operator_id: int) -> None:
+    """Student ID settings with a gift, one approved request and one waiting for review."""
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    from portal.students import services as students
+
+    students.save_settings(session, {
+        "validity_months": 12, "tag_name": "Student", "page_title": "Students save more",
+        "page_intro": "Verify your student ID once: student prices all year, and a welcome "
+                      "coffee on us.",
+        "perks": "10% off every order\nA free coffee when you are verified\n"
+                 "Student-only packages", "gift_kind": "coupon",
+        "gift_template_id": gift_template_id, "gift_rule": "first", "reminder_days": 14,
+        "photo_retention_days": 30}, operator_id=operator_id)
+    for n, (member, school) in enumerate(zip(members, ("Fudan University", "Tongji University"),
+                                             strict=False)):
+        card = BytesIO()
+        image = Image.new("RGB", (640, 400), (226, 232, 240))
+        ImageDraw.Draw(image).text((32, 32), f"{school}\nStudent card\n2026{n:04d}",
+                                   fill=(15, 23, 42))
+        image.save(card, "JPEG")
+        card.seek(0)
+        card.filename = "card.jpg"
+        request = students.submit(session, member.id, school=school,
+                                  student_number=f"2026{n:04d}",
+                                  graduation_on=clock.today() + timedelta(days=700 + n),
+                                  consent=True, photo=card)
+        if n == 0:
+            students.approve(session, request.id, operator_id=operator_id)

@@ -53,7 +53,7 @@ class SettingsForm(FlaskForm):
 
 
 STATUS_LABELS = {
-    VerificationStatus.PENDING: _l("Pending"),
+    VerificationStatus.PENDING: _l("Waiting for review"),
     VerificationStatus.APPROVED: _l("Approved"),
     VerificationStatus.REJECTED: _l("Rejected"),
     VerificationStatus.EXPIRED: _l("Expired"),
@@ -88,7 +88,7 @@ def _chart(days: list[students.Day]) -> dict:
             height = CHART_BASE * value / top
             bars.append(Bar(round(i * slot + slot * offset, 1),
                             round(CHART_BASE - height, 1), round(height, 1), value, kind))
-        if i % 7 == 0 or i == len(days) - 1:
+        if (len(days) - 1 - i) % 7 == 0:  # weekly ticks, ending on the newest day
             labels.append((round(i * slot + slot / 2, 1), d.on))
     return {"bars": bars, "labels": labels, "top": top, "bar_width": round(width, 1),
             "width": CHART_W, "height": CHART_H, "base": CHART_BASE}

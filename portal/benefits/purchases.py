@@ -112,7 +112,8 @@ def available(session: Session, member_id: int, *, at: datetime | None = None,
               channel: str = ONLINE) -> list[BenefitPackage]:
     """The packages the member may buy now: active, on the channel, in their sales period
     and purchase dates and times, and for the member's audience (card plans, tiers,
-    segments, tags: each filled group narrows it). A fixed number of queries."""
+    segments, tags: each filled group narrows it; students-only: verified students). A
+    fixed number of queries."""
     at = at or clock.now()
     candidates = [p for p in session.scalars(
         select(BenefitPackage).options(selectinload(BenefitPackage.rules),
@@ -132,6 +133,11 @@ def available(session: Session, member_id: int, *, at: datetime | None = None,
         tags = set(session.scalars(select(member_tags.c.tag_id)
                                    .where(member_tags.c.member_id == member_id)))
         candidates = [p for p in candidates if not p.tag_ids or tags & set(p.tag_ids)]
+    if any(p.students_only for p in candidates):
+        from portal.students.services import is_verified_student
+
+        student = is_verified_student(session, member_id, at)
+        candidates = [p for p in candidates if not p.students_only or student]
     segment_ids = sorted({s for p in candidates for s in p.segment_ids or []})
     if segment_ids:
         from portal.members import segments

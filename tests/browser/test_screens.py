@@ -464,3 +464,55 @@ def test_benefit_screens(browser, live_server, csrf_live, scene, width, locale):
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_student_screens(browser, live_server, csrf_live, scene, width, locale, app,
+                         tmp_path, monkeypatch):
+    """Student ID: the member's page (approved, with a request pending) and the admin's
+    dashboard, queue, review and settings."""
+    import io
+    from datetime import timedelta
+
+    from PIL import Image
+
+    from portal import clock
+    from portal.students import services as students
+    from tests.factories import CouponTemplateFactory
+
+    monkeypatch.setitem(app.config, "UPLOAD_DIR", str(tmp_path))
+    owner, member = scene["owner"], scene["member"]
+    students.save_settings(db.session, {
+        "validity_months": 12, "tag_name": "Student", "page_title": "Students save more",
+        "page_intro": "Verify your student ID once: student prices all year.",
+        "perks": "10% off every order\nA free coffee when you are verified",
+        "gift_kind": "coupon", "gift_template_id": CouponTemplateFactory(title="Campus latte").id,
+        "gift_rule": "first", "reminder_days": 14, "photo_retention_days": 30},
+        operator_id=owner.id)
+
+    def send(member_id):
+        photo = io.BytesIO()
+        Image.new("RGB", (640, 400), (203, 213, 225)).save(photo, "JPEG")
+        photo.seek(0)
+        photo.filename = "card.jpg"
+        return students.submit(db.session, member_id, school="Fudan University",
+                               student_number="20260001", consent=True, photo=photo,
+                               graduation_on=clock.today() + timedelta(days=700))
+
+    students.approve(db.session, send(member.id).id, operator_id=owner.id)
+    pending = send(member.id)
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    member_sign_in(page, member)
+    page.goto("/student")
+    _shoot(page, "student", width, locale, errors)
+    staff_sign_in(page, owner)
+    for name, url in (("admin-students", "/admin/students"),
+                      ("admin-student-requests", "/admin/students/requests"),
+                      ("admin-student-review", f"/admin/students/requests/{pending.id}"),
+                      ("admin-student-settings", "/admin/students/settings")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    context.close()

@@ -2,7 +2,6 @@
 sees "approved until" and the verification gift in the wallet."""
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
 import pytest
@@ -44,7 +43,7 @@ def test_student_verification_with_review(phone, laptop, app, member, owner, car
     phone.locator("input[name=consent]").check()
     phone.get_by_role("button", name="Send for review").click()
     phone.wait_for_url("**/student")
-    assert "Pending" in phone.locator(".student-status").inner_text()
+    assert "Waiting for review" in phone.locator(".student-status").inner_text()
 
     staff_sign_in(laptop, owner)
     laptop.goto("/admin/students/requests")

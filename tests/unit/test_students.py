@@ -332,3 +332,21 @@ def test_dashboard_counts_students_share_and_yesterday(session, member, other_me
     jobs.run_tick()
     board = students.dashboard(session)
     assert board.students == 0 and board.expired_yesterday == 1
+
+
+def test_students_only_package_is_on_sale_only_to_verified_students(session, member,
+                                                                     configured):
+    from portal.benefits import purchases
+    from portal.benefits.models import PackageRule
+
+    package = BenefitPackage(name="Student plan", currency="CNY", status="active",
+                             channels=["ONLINE"], rules=[PackageRule(
+                                 position=1, duration_days=30, original_minor=990)])
+    session.add(package)
+    session.commit()
+    configured(package_ids=[package.id])
+    assert purchases.available(session, member.id) == []
+    v = _reverify(session, member, 0)
+    assert [p.id for p in purchases.available(session, member.id)] == [package.id]
+    clock.freeze(v.expires_at)
+    assert purchases.available(session, member.id) == []

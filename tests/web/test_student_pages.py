@@ -18,7 +18,6 @@ from portal.students.models import StudentVerification, VerificationStatus
 from tests.factories import CouponTemplateFactory
 from tests.fixtures import count_queries, member_with_card, sign_in_as
 
-
 GRADUATION = clock.today() + timedelta(days=700)
 
 
@@ -79,7 +78,7 @@ def test_member_sends_a_request_and_sees_it_pending(member_client, member):
     r = member_client.post("/student", data=_request(), content_type="multipart/form-data")
     assert r.status_code == 303 and r.headers["Location"].endswith("/student")
     page = member_client.get("/student").get_data(as_text=True)
-    assert "Pending" in page and "Send for review" not in page
+    assert "Waiting for review" in page and "Send for review" not in page
     v = _pending(member)
     assert f"/student/photo/{v.id}" in page
     r = member_client.get(f"/student/photo/{v.id}")
