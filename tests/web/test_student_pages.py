@@ -232,3 +232,21 @@ def test_clerks_cannot_review(client, clerk, member):
     for url in ("/admin/students", "/admin/students/requests", "/admin/students/settings"):
         assert client.get(url).status_code == 403
     assert client.post("/admin/students/requests/1/approve").status_code == 403
+
+
+def test_a_verified_student_is_led_to_the_student_only_packages(client, member, owner,
+                                                              settings_saved):
+    from portal.benefits.models import BenefitPackage
+
+    package = BenefitPackage(name="Student plan", currency="CNY", status="active",
+                             students_only=True)
+    db.session.add(package)
+    db.session.commit()
+    sign_in_as(client, member)
+    client.post("/student", data=_request(), content_type="multipart/form-data")
+    v = _pending(member)
+    sign_in_as(client, owner)
+    client.post(f"/admin/students/requests/{v.id}/approve")
+    sign_in_as(client, member)
+    page = client.get("/student").get_data(as_text=True)
+    assert f'href="/packages/{package.id}"' in page and "Student plan" in page
