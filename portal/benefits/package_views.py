@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import Blueprint, abort, current_app, make_response, redirect, request, url_for
 
 from portal.benefits import purchases
 from portal.benefits.packages import ITEM_LABELS, PackageError
@@ -34,6 +34,16 @@ def _labels():
 def _absolute(path: str) -> str:
     base = current_app.config["PUBLIC_URL"]
     return (base.rstrip("/") + path) if base else request.host_url.rstrip("/") + path
+
+
+def _go(url: str):
+    """See other `url`; the form is sent by htmx into itself, so move the whole page there
+    instead of following the redirect inside the form."""
+    if request.headers.get("HX-Request"):
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, 303)
 
 
 @bp.get("")
@@ -66,7 +76,7 @@ def package(package_id: int):
                                        package_id=package.id, rule_id=chosen,
                                        agreed=request.form.get("agree") == "y")
             if purchase.payment_id is None:       # free: nothing to pay
-                return redirect(url_for("packages.mine"), 303)
+                return _go(url_for("packages.mine"))
             payment = db.session.get(Payment, purchase.payment_id)
             url = payments.open_checkout(
                 db.session, payment.id,
@@ -77,7 +87,7 @@ def package(package_id: int):
         except PaymentError as e:
             errors = {"form": str(e)}
         else:
-            return redirect(url, 303)
+            return _go(url)
     return render("benefits/packages/package.html", block="buy", package=package,
                   standing=standing, prices=prices, chosen=chosen, form=form, errors=errors,
                   demo=payments.is_demo(), status=422 if errors else 200)

@@ -71,6 +71,13 @@ def test_buy_renew_early_and_see_stacked_periods(member_client, premium, session
     assert "Dec 14, 2026" in mine          # the renewal runs 3 days after the first
 
 
+def test_pay_sent_by_htmx_moves_the_whole_page_to_the_checkout(member_client, premium):
+    r = member_client.post(f"/packages/{premium.id}", headers={"HX-Request": "true"},
+                           data={"rule": premium.rules[0].id, "agree": "y"})
+    assert r.status_code == 200 and "/payments/demo/" in r.headers["HX-Redirect"]
+    assert r.get_data(as_text=True) == ""
+
+
 def test_payment_result_leads_to_my_packages(member_client, premium):
     token = _buy(member_client, premium)
     page = member_client.get(f"/payments/{token}").get_data(as_text=True)
