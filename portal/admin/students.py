@@ -1,8 +1,6 @@
 """Student ID in the merchant area (spec 2.6): the dashboard, the review queue, settings."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -19,12 +17,10 @@ from portal.students import services as students
 from portal.students.errors import StudentError
 from portal.students.models import GiftKind, GiftRule, VerificationStatus
 from portal.students.views import private_image
+from portal.web import charts
 from portal.web.auth import current_staff, staff_required
 from portal.web.forms import EmptyForm, apply_error
 from portal.web.render import render
-
-# The 30-day chart, in SVG user units.
-CHART_W, CHART_H, CHART_BASE = 600, 160, 140
 
 
 class RejectForm(FlaskForm):
@@ -68,30 +64,12 @@ def student_status(status: str) -> str:
 
 # --- dashboard ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    height: float
-    value: int
-    kind: str
-
-
-def _chart(days: list[students.Day]) -> dict:
-    """Bar positions for the server-drawn SVG: new (left) and expired (right) a day."""
-    top = max([1, *(d.new for d in days), *(d.expired for d in days)])
-    slot = CHART_W / len(days)
-    width = slot * 0.36
-    bars, labels = [], []
-    for i, d in enumerate(days):
-        for offset, kind, value in ((0.12, "new", d.new), (0.52, "expired", d.expired)):
-            height = CHART_BASE * value / top
-            bars.append(Bar(round(i * slot + slot * offset, 1),
-                            round(CHART_BASE - height, 1), round(height, 1), value, kind))
-        if (len(days) - 1 - i) % 7 == 0:  # weekly ticks, ending on the newest day
-            labels.append((round(i * slot + slot / 2, 1), d.on))
-    return {"bars": bars, "labels": labels, "top": top, "bar_width": round(width, 1),
-            "width": CHART_W, "height": CHART_H, "base": CHART_BASE}
+def _chart(days: list[students.Day]) -> charts.Chart:
+    """New (left) and expired (right) student members per day, ticks weekly."""
+    on = [d.on for d in days]
+    return charts.bar_chart(on, [
+        charts.Series("new", _("New student members"), [d.new for d in days]),
+        charts.Series("expired", _("Expired"), [d.expired for d in days])], label_every=7)
 
 
 @bp.get("/students")

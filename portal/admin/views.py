@@ -61,12 +61,6 @@ def sign_out():
     return redirect(url_for("admin.sign_in"), 303)
 
 
-@bp.get("/")
-@staff_required()
-def dashboard():
-    return render("admin/dashboard.html", counts=members.dashboard_counts(db.session))
-
-
 # --- members ---------------------------------------------------------------------------
 
 def _filters_from_args() -> members.MemberFilters:
@@ -214,6 +208,7 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     activities,
     benefits,
     coupons,
+    dashboard,
     giftcard_imports,
     giftcards,
     loyalty,
