@@ -32,6 +32,7 @@ from portal.giftcards.models import (  # noqa: F401
     GiftCardProduct,
     GiftCardTransaction,
 )
+from portal.imports.models import CustomerImport, CustomerImportFailure  # noqa: F401
 from portal.ledger import Account, Entry  # noqa: F401
 from portal.loyalty.models import (  # noqa: F401
     AbnormalEvent,

@@ -211,6 +211,7 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     dashboard,
     giftcard_imports,
     giftcards,
+    imports,
     loyalty,
     messages,
     packages,

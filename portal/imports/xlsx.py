@@ -9,9 +9,10 @@ formula ("=", "+", "-", "@", tab, CR, NUL first) given a leading apostrophe.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -57,24 +58,42 @@ class Sheet:
 
 
 def _check_zip(data: bytes) -> None:
-    if not zipfile.is_zipfile(BytesIO(data)):
+    _check_archive(BytesIO(data), len(data))
+
+
+def _check_archive(source, size: int, *, max_unzipped: int = MAX_UNZIPPED,
+                   refuse_formulas: bool = False) -> None:
+    """`source` (a path or a binary file) is a zip whose entries, inflated, stay within the
+    limits; with `refuse_formulas`, its sheets hold no formula (an `<f>` element)."""
+    if not zipfile.is_zipfile(source):
         raise XlsxError(_("This file is not an Excel workbook (.xlsx)."))
     too_big = XlsxError(_("This workbook is too large or too compressed to read safely."))
+    formulas = False
     try:
-        with zipfile.ZipFile(BytesIO(data)) as archive:
+        with zipfile.ZipFile(source) as archive:
             entries = archive.infolist()
             if len(entries) > MAX_ENTRIES:
                 raise too_big
             inflated = 0
             for entry in entries:
+                is_sheet = refuse_formulas and entry.filename.startswith("xl/worksheets/")
+                tail = b""
                 with archive.open(entry) as stream:
                     while chunk := stream.read(64 * 1024):
                         inflated += len(chunk)
-                        if inflated > MAX_UNZIPPED or inflated > MAX_RATIO * len(data):
+                        if inflated > max_unzipped or inflated > MAX_RATIO * size:
                             raise too_big
+                        if is_sheet and not formulas:
+                            # The tail of the previous chunk: a tag may straddle the two.
+                            seen = tail + chunk
+                            formulas = b"<f>" in seen or b"<f " in seen
+                            tail = chunk[-3:]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
             EOFError):
         raise XlsxError(_("This file is not an Excel workbook (.xlsx).")) from None
+    if formulas:
+        raise XlsxError(_("The workbook has formulas. Copy the sheet and paste it back as "
+                          "values only, then upload it again."))
 
 
 def text(value) -> str:
@@ -130,6 +149,57 @@ def read(upload, *, max_rows: int, max_bytes: int = MAX_BYTES) -> Sheet:
         # Password-protected, broken XML, an old .xls renamed: all unreadable to us.
         raise XlsxError(_("This file is not an Excel workbook (.xlsx).")) from None
     return Sheet(rows=rows)
+
+
+def check_file(path, *, max_bytes: int = MAX_BYTES, max_unzipped: int = MAX_UNZIPPED,
+               refuse_formulas: bool = False) -> None:
+    """The guards of `read` for a workbook saved on disk, before anything parses it."""
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise XlsxError(_("The file is larger than %(mb)d MB.", mb=max_bytes // 2 ** 20))
+    if not size:
+        raise XlsxError(_("The file is empty."))
+    _check_archive(path, size, max_unzipped=max_unzipped, refuse_formulas=refuse_formulas)
+
+
+@dataclass
+class Rows:
+    """The first sheet of a workbook on disk: its header, and its other non-empty rows as
+    text with their row numbers in Excel, converted one at a time as they are taken."""
+
+    header: list[str]
+    rows: Iterator[tuple[int, list[str]]]
+    size: int          # rows below the header by the sheet's extent: blank ones count
+
+
+def _cells(sheet) -> Iterator[tuple[int, list[str]]]:
+    first_row, first_col = sheet.start or (0, 0)
+    for offset, cells in enumerate(sheet.iter_rows()):
+        values = [""] * first_col + [text(v) for v in cells]
+        while values and values[-1] == "":
+            values.pop()
+        if values:
+            yield first_row + offset + 1, values
+
+
+def open_rows(path, *, max_rows: int) -> Rows:
+    """The first sheet of a workbook already checked by `check_file`; XlsxError when it
+    cannot be read or has more than `max_rows` rows below its header. Only the sheet's
+    cells stay in memory (in calamine's compact form), never all of its rows as text."""
+    try:
+        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+        rows = _cells(sheet)
+        first = next(rows, None)
+        # The sheet's extent bounds its rows; count them only when blank rows may be inside.
+        if sheet.height - 1 > max_rows and sum(1 for _ in _cells(sheet)) - 1 > max_rows:
+            raise XlsxError(_("The file has more than %(n)s rows: split it into smaller "
+                              "files.", n=f"{max_rows:,}"))
+    except XlsxError:
+        raise
+    except (CalamineError, ValueError, TypeError, IndexError):
+        raise XlsxError(_("This file is not an Excel workbook (.xlsx).")) from None
+    return Rows(header=first[1] if first else [], rows=rows,
+                size=max(0, sheet.height - 1))
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -1,0 +1,716 @@
+"""Importing customers and members from Excel (spec: member information 2.1.2–2.1.3).
+
+Staff download the template (preset columns, then one per custom attribute), fill it in
+and upload it with a policy for numbers already on file: skip them or update them. The
+upload is checked at once (type, size, a zip that inflates far beyond itself, formulas) and
+stored; a background job then reads it row by row. Every row is checked on its own and a
+bad row never stops the good ones: good rows are imported or update the customer on
+file, bad rows are kept with their values and why, for a file staff fix and upload again.
+
+Rows go in chunks: per chunk one SELECT of the numbers already on file and bulk INSERTs,
+committed together with the run's counts and `progress`, so memory stays flat and a run
+whose worker died is resumed by the minute sweep exactly where it stopped.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+from itertools import islice
+from pathlib import Path
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from portal import clock, jobs
+from portal.db import after_commit, transaction
+from portal.imports import xlsx
+from portal.imports.models import CustomerImport, CustomerImportFailure, RunStatus
+from portal.members.attributes import (
+    GENDER_LABELS,
+    ID_NUMBER,
+    check_birth_date,
+    clean_value,
+    custom_attribute,
+    normalize_mobile,
+)
+from portal.members.errors import MemberError
+from portal.members.models import (
+    CardPlan,
+    CardStatus,
+    CustomAttribute,
+    Gender,
+    Member,
+    MemberCard,
+    MemberStatus,
+    Tier,
+)
+from portal.members.services import luhn_check_digit
+from portal.staff.models import StaffUser
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 100_000
+CHUNK = 1_000
+MAX_BYTES = 20 * 1024 * 1024       # 100,000 rows of a dozen columns is about 5 MB
+MAX_UNZIPPED = 300 * 1024 * 1024
+# A running import whose heartbeat is older than this lost its worker: the sweep resumes it.
+STALE_AFTER = timedelta(minutes=5)
+POLICIES = ("skip", "update")
+LANGUAGES = ("en", "zh_Hans")      # a template downloaded in either language reads back
+
+COLUMNS = (
+    ("mobile", _l("Mobile")),
+    ("full_name", _l("Name")),
+    ("kind", _l("Type")),
+    ("plan", _l("Card plan")),
+    ("tier", _l("Tier")),
+    ("email", _l("Email")),
+    ("born_on", _l("Date of birth")),
+    ("gender", _l("Gender")),
+    ("address", _l("Address")),
+    ("id_number", _l("ID number")),
+)
+# The failed-rows file adds these after the template's columns; a re-import ignores them.
+EXTRA = (_l("Error"), _l("Row"))
+KIND_MEMBER, KIND_CUSTOMER = _l("Member"), _l("Customer")
+TEXT_LIMITS = {"full_name": 120, "address": 255}
+PROFILE = ("full_name", "email", "born_on", "gender", "address", "id_number")
+
+
+class ImportRefused(ValueError):
+    """The upload as a whole cannot be imported; the message is for people."""
+
+
+@dataclass
+class Run:
+    """One import in the history, with its operator's name."""
+
+    run: CustomerImport
+    operator: str | None
+
+
+# --- columns -------------------------------------------------------------------------------
+
+def custom_attributes(session: Session) -> list[CustomAttribute]:
+    return list(session.scalars(select(CustomAttribute).order_by(CustomAttribute.id)))
+
+
+def header(attributes: Iterable[CustomAttribute]) -> list[str]:
+    return [str(label) for _name, label in COLUMNS] + [a.name for a in attributes]
+
+
+def _words(*labels) -> set[str]:
+    """The labels as staff may type them, in every language the template comes in."""
+    found = set()
+    for language in LANGUAGES:
+        with force_locale(language):
+            found.update(str(label).strip().casefold() for label in labels)
+    return found
+
+
+def _columns(cells: list[str], attributes: list[CustomAttribute]) -> tuple[dict, list]:
+    """Where each column is: ({field: index}, [(index, attribute)]); ImportRefused names
+    the missing and unknown columns."""
+    presets = {}
+    for name, label in COLUMNS:
+        for word in _words(label):
+            presets[word] = name
+    customs = {}
+    for attribute in attributes:
+        customs[attribute.name.strip().casefold()] = attribute
+        customs[attribute.key.casefold()] = attribute
+    ignored = _words(*EXTRA)
+    index, custom, unknown = {}, [], []
+    for i, cell in enumerate(cells):
+        word = cell.strip().casefold()
+        if not word or word in ignored:
+            continue
+        if word in presets and presets[word] not in index:
+            index[presets[word]] = i
+        elif word in customs and customs[word] not in [a for _i, a in custom]:
+            custom.append((i, customs[word]))
+        else:
+            unknown.append(cell)
+    missing = [str(label) for name, label in COLUMNS if name not in index]
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append(_("missing columns: %(names)s", names=", ".join(missing)))
+        if unknown:
+            problems.append(_("columns we do not know: %(names)s", names=", ".join(unknown)))
+        raise ImportRefused(_("The first row must be the template's header (%(problems)s). "
+                              "Download the template again and copy your data into it.",
+                              problems="; ".join(problems)))
+    return index, custom
+
+
+# --- fast, exact checks --------------------------------------------------------------------
+
+_MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE,
+                 phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+_PUNCTUATION = re.compile(r"[\s\-().]")
+
+
+@lru_cache(maxsize=8)
+def _region_rules(region: str):
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(
+            metadata.country_code) != (region,):
+        return None
+    prefixes = [p for p in (metadata.national_prefix_for_parsing,
+                            metadata.international_prefix) if p]
+    return (metadata, f"+{metadata.country_code}", re.compile("|".join(prefixes)) if
+            prefixes else None)
+
+
+def mobile(raw: str, region: str) -> str:
+    """`normalize_mobile`, without parsing the common case: a national number of the
+    merchant's region (or one with its +country code) that needs no prefix stripped is
+    typed straight from the region's own patterns. Anything else takes the full parse."""
+    rules = _region_rules(region)
+    if rules is not None:
+        metadata, plus_code, prefix = rules
+        digits = _PUNCTUATION.sub("", raw)
+        if digits.startswith(plus_code):
+            digits = digits[len(plus_code):]
+        if digits.isdigit() and digits.isascii() and not (prefix and prefix.match(digits)):
+            # phonenumbers' own typing of a national number, the rule is_valid_number uses
+            kind = phonenumbers.phonenumberutil._number_type_helper(digits, metadata)
+            if kind in _MOBILE_TYPES:
+                return plus_code + digits
+    return normalize_mobile(raw, region)
+
+
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+@lru_cache(maxsize=4096)
+def _domain(domain: str) -> str | None:
+    try:
+        return validate_email("x@" + domain, check_deliverability=False).domain
+    except EmailNotValidError:
+        return None
+
+
+def email(raw: str) -> str:
+    """email_validator's normalised address; a plain ASCII local part is checked here and
+    only the domain (a few hundred distinct ones in a file) by the validator."""
+    local, at, domain = raw.strip().rpartition("@")
+    if at and len(local) <= 64 and _LOCAL_PART.fullmatch(local) and len(raw) <= 254:
+        normal = _domain(domain)
+        if normal is not None and len(local) + 1 + len(normal) <= 254:
+            return f"{local}@{normal}"
+    try:
+        return validate_email(raw.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise MemberError("invalid_email", _("Enter a valid email address.")) from None
+
+
+def _date(raw: str) -> date:
+    value = raw.strip().replace("/", "-")
+    if len(value) > 10 and value[10:] in ("T00:00:00", " 00:00:00"):
+        value = value[:10]        # a date cell calamine read as a datetime
+    return date.fromisoformat(value)
+
+
+def new_card_number() -> str:
+    """Like members.services.new_card_number (16 digits, Luhn), from one random draw."""
+    body = str(secrets.randbelow(9 * 10 ** 14) + 10 ** 14)
+    return body + luhn_check_digit(body)
+
+
+# --- one row -------------------------------------------------------------------------------
+
+@dataclass
+class _Context:
+    index: dict
+    custom: list
+    region: str
+    policy: str
+    today: date
+    plans: dict
+    default_plan: CardPlan | None
+    tiers: dict
+    lowest: dict
+    members: set
+    customers: set
+    genders: dict
+    labels: dict
+    seen: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Row:
+    row: int
+    values: list[str]
+    fields: dict = field(default_factory=dict)
+    custom: dict = field(default_factory=dict)
+    plan_id: int | None = None
+    tier_id: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def mobile(self) -> str | None:
+        return self.fields.get("mobile")
+
+
+def _context(session: Session, run: CustomerImport, index: dict, custom: list) -> _Context:
+    plans = list(session.scalars(select(CardPlan).order_by(CardPlan.id)))
+    tiers = list(session.scalars(select(Tier).order_by(Tier.plan_id, Tier.rank)))
+    by_name, lowest = {}, {}
+    for tier in tiers:
+        by_name.setdefault((tier.plan_id, tier.name.strip().casefold()), tier.id)
+        lowest.setdefault(tier.plan_id, tier.id)
+    genders = {}
+    for gender, label in GENDER_LABELS.items():
+        for word in _words(label) | {gender.value}:
+            genders[word] = gender.value
+    default = session.scalar(select(CardPlan).order_by(CardPlan.is_default.desc(),
+                                                       CardPlan.id).limit(1))
+    return _Context(
+        index=index, custom=custom, region=current_app.config["DEFAULT_REGION"],
+        policy=run.policy, today=clock.today(),
+        plans={p.name.strip().casefold(): p for p in reversed(plans)},
+        default_plan=default if len(plans) == 1 else None, tiers=by_name, lowest=lowest,
+        members=_words(KIND_MEMBER), customers=_words(KIND_CUSTOMER), genders=genders,
+        labels={name: str(label) for name, label in COLUMNS})
+
+
+def _check(ctx: _Context, number: int, values: list[str]) -> _Row:
+    row = _Row(row=number, values=values)
+    width = len(values)
+
+    def cell(name: str) -> str:
+        i = ctx.index[name]
+        return values[i] if i < width else ""
+
+    def fail(name: str, message) -> None:
+        row.errors.append(f"{ctx.labels.get(name, name)}: {message}")
+
+    raw = cell("mobile")
+    if isinstance(raw, xlsx.InexactNumber):
+        fail("mobile", _("the number was saved as a number and lost digits: format the "
+                         "column as text and type it again."))
+    elif not raw.strip():
+        fail("mobile", _("required."))
+    else:
+        try:
+            row.fields["mobile"] = mobile(raw, ctx.region)
+        except MemberError as e:
+            fail("mobile", e)
+    for name, limit in TEXT_LIMITS.items():
+        value = " ".join(cell(name).split())
+        if len(value) > limit:
+            fail(name, _("at most %(n)d characters.", n=limit))
+        elif value:
+            row.fields[name] = value
+    if value := cell("email").strip():
+        try:
+            row.fields["email"] = email(value)
+        except MemberError as e:
+            fail("email", e)
+    if value := cell("born_on").strip():
+        try:
+            born = _date(value)
+            check_birth_date(born)
+            row.fields["born_on"] = born
+        except ValueError:
+            fail("born_on", _("write the date as YYYY-MM-DD, such as 1990-05-31."))
+        except MemberError as e:
+            fail("born_on", e)
+    if value := cell("gender").strip():
+        if (gender := ctx.genders.get(value.casefold())) is None:
+            fail("gender", _("one of %(options)s.",
+                             options=", ".join(str(x) for x in GENDER_LABELS.values())))
+        else:
+            row.fields["gender"] = gender
+    if value := " ".join(cell("id_number").split()):
+        if not ID_NUMBER.match(value):
+            fail("id_number", _("letters, digits and dashes, 4 to 32 of them."))
+        else:
+            row.fields["id_number"] = value
+    _check_card(ctx, row, cell("kind").strip().casefold(), cell("plan").strip(),
+                cell("tier").strip())
+    for i, attribute in ctx.custom:
+        raw = values[i] if i < width else ""
+        try:
+            value = clean_value(custom_attribute(attribute.key, attribute.name,
+                                                 attribute.kind),
+                                _date(raw) if attribute.kind == "date" and raw else raw)
+        except ValueError:
+            fail(attribute.name, _("write the date as YYYY-MM-DD, such as 1990-05-31."))
+            continue
+        except MemberError as e:
+            fail(attribute.name, e)
+            continue
+        if value is not None:
+            row.custom[attribute.key] = value.isoformat() if isinstance(value, date) \
+                else value
+    if row.mobile and not row.errors:
+        if (first := ctx.seen.get(row.mobile)) is not None:
+            fail("mobile", _("this number is already in row %(row)d of the file; only that "
+                             "row is imported.", row=first))
+        else:
+            ctx.seen[row.mobile] = number
+    return row
+
+
+def _check_card(ctx: _Context, row: _Row, kind: str, plan_name: str, tier_name: str) -> None:
+    if kind and kind not in ctx.members and kind not in ctx.customers:
+        row.errors.append(f"{ctx.labels['kind']}: " + _(
+            "%(member)s or %(customer)s.", member=KIND_MEMBER, customer=KIND_CUSTOMER))
+        return
+    as_member = kind in ctx.members or (not kind and bool(plan_name))
+    if not as_member:
+        if plan_name or tier_name:
+            row.errors.append(f"{ctx.labels['plan']}: " + _(
+                "a customer has no card: leave the card plan and tier empty, or make the "
+                "row a member."))
+        return
+    if plan_name:
+        plan = ctx.plans.get(plan_name.casefold())
+        if plan is None:
+            row.errors.append(f"{ctx.labels['plan']}: " + _(
+                "there is no card plan called “%(name)s”.", name=plan_name))
+            return
+    elif (plan := ctx.default_plan) is None:
+        row.errors.append(f"{ctx.labels['plan']}: " + _("required for a member."))
+        return
+    row.plan_id = plan.id
+    if tier_name:
+        row.tier_id = ctx.tiers.get((plan.id, tier_name.casefold()))
+        if row.tier_id is None:
+            row.errors.append(f"{ctx.labels['tier']}: " + _(
+                "the card plan %(plan)s has no tier called “%(name)s”.", plan=plan.name,
+                name=tier_name))
+    else:
+        row.tier_id = ctx.lowest.get(plan.id)
+        if row.tier_id is None:
+            row.errors.append(f"{ctx.labels['plan']}: " + _(
+                "the card plan %(plan)s has no tiers yet.", plan=plan.name))
+
+
+# --- starting a run ------------------------------------------------------------------------
+
+def _folder() -> Path:
+    folder = Path(current_app.config["UPLOAD_DIR"]) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def start(session: Session, upload, *, filename: str, policy: str,
+          operator_id: int | None) -> CustomerImport:
+    """Check the uploaded workbook, store it and queue its import.
+
+    ImportRefused, with nothing stored, when the policy is unknown or the file is not a
+    workbook we read safely (not a zip, too large, a zip bomb, formulas)."""
+    if policy not in POLICIES:
+        raise ImportRefused(_("Choose what to do with numbers already on file."))
+    filename = (filename or "").strip()[-200:] or "import.xlsx"
+    if not filename.lower().endswith(".xlsx"):
+        raise ImportRefused(_("Upload an Excel workbook (.xlsx), such as the template."))
+    stored = secrets.token_hex(16) + ".xlsx"
+    path = _folder() / stored
+    try:
+        with path.open("wb") as out:
+            written = 0
+            while chunk := upload.read(1024 * 1024):
+                written += len(chunk)
+                if written > MAX_BYTES:
+                    raise ImportRefused(_("The file is larger than %(mb)d MB.",
+                                          mb=MAX_BYTES // 2 ** 20))
+                out.write(chunk)
+        xlsx.check_file(path, max_bytes=MAX_BYTES, max_unzipped=MAX_UNZIPPED,
+                        refuse_formulas=True)
+    except xlsx.XlsxError as e:
+        path.unlink(missing_ok=True)
+        raise ImportRefused(str(e)) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    from portal.staff.services import record
+
+    with transaction(session):
+        run = CustomerImport(filename=filename, stored_name=stored, policy=policy,
+                             status=RunStatus.QUEUED, operator_id=operator_id, columns=[])
+        session.add(run)
+        session.flush()
+        record(session, operator_id, "customers.import", run,
+               after={"filename": filename, "policy": policy})
+        run_id = run.id
+        after_commit(session, lambda: process_task(run_id))
+    return run
+
+
+# --- the job -------------------------------------------------------------------------------
+
+def _claim(session: Session, run_id: int) -> bool:
+    """Take the run if it waits, or if its worker stopped beating; one worker at a time."""
+    now = clock.now()
+    with transaction(session):
+        taken = session.execute(
+            update(CustomerImport).where(
+                CustomerImport.id == run_id,
+                or_(CustomerImport.status == RunStatus.QUEUED,
+                    (CustomerImport.status == RunStatus.RUNNING)
+                    & (CustomerImport.heartbeat_at < now - STALE_AFTER)))
+            .values(status=RunStatus.RUNNING, heartbeat_at=now)).rowcount
+    return taken == 1
+
+
+def process(session: Session, run_id: int, *, chunk: int | None = None) -> bool:
+    """Import (or resume importing) the run's rows; False when another worker has it."""
+    if not _claim(session, run_id):
+        return False
+    run = session.get(CustomerImport, run_id)
+    path = _folder() / (run.stored_name or "-")
+    try:
+        rows = xlsx.open_rows(path, max_rows=MAX_ROWS)
+        attributes = custom_attributes(session)
+        index, custom = _columns(rows.header, attributes)
+    except (xlsx.XlsxError, ImportRefused) as e:
+        _finish(session, run_id, path, status=RunStatus.FAILED, message=str(e))
+        return True
+    except FileNotFoundError:
+        _finish(session, run_id, path, status=RunStatus.FAILED,
+                message=_("The uploaded file is gone: upload it again."))
+        return True
+    ctx = _context(session, run, index, custom)
+    done = run.progress
+    if not run.columns:
+        with transaction(session):
+            run.columns = list(rows.header)
+            run.rows_total = rows.size
+    session.rollback()
+    # Rows of chunks already committed: only their numbers, for duplicates in the file.
+    for number, values in islice(rows.rows, done):
+        raw = values[index["mobile"]] if index["mobile"] < len(values) else ""
+        try:
+            ctx.seen.setdefault(mobile(raw, ctx.region), number)
+        except MemberError:
+            pass
+    size = chunk or CHUNK
+    while batch := list(islice(rows.rows, size)):
+        checked = [_check(ctx, number, values) for number, values in batch]
+        if not _write(session, run_id, done, checked, ctx.policy):
+            return False
+        done += len(batch)
+    _finish(session, run_id, path, status=RunStatus.DONE, rows_total=done)
+    return True
+
+
+def _finish(session: Session, run_id: int, path: Path, *, status: str,
+            message: str | None = None, rows_total: int | None = None) -> None:
+    with transaction(session):
+        values = {"status": status, "message": message, "finished_at": clock.now(),
+                  "stored_name": None}
+        if rows_total is not None:
+            values["rows_total"] = rows_total
+        session.execute(update(CustomerImport).where(CustomerImport.id == run_id)
+                        .values(**values))
+    path.unlink(missing_ok=True)
+
+
+def _write(session: Session, run_id: int, done: int, rows: list[_Row],
+           policy: str) -> bool:
+    """One chunk: its inserts, updates and failed rows, with the run's counts and progress,
+    in one transaction. False (nothing written) when another worker took the run over."""
+    good = [r for r in rows if not r.errors]
+    failed = [r for r in rows if r.errors]
+    now = clock.now()
+    counts = {"imported": 0, "updated": 0, "skipped": 0, "failed": len(failed)}
+    with transaction(session):
+        moved = session.execute(
+            update(CustomerImport).where(CustomerImport.id == run_id,
+                                         CustomerImport.progress == done,
+                                         CustomerImport.status == RunStatus.RUNNING)
+            .values(progress=done + len(rows), heartbeat_at=now)).rowcount
+        if moved != 1:
+            session.rollback()
+            return False
+        existing = {m.mobile: m for m in session.execute(
+            select(Member.id, Member.mobile, Member.became_member_at, Member.custom,
+                   *(getattr(Member, n) for n in PROFILE))
+            .where(Member.mobile.in_([r.mobile for r in good])))} if good else {}
+        new = [r for r in good if r.mobile not in existing]
+        cards = []
+        if new:
+            session.execute(insert(Member.__table__), [{
+                "mobile": r.mobile, "full_name": r.fields.get("full_name", ""),
+                "email": r.fields.get("email"), "born_on": r.fields.get("born_on"),
+                "gender": r.fields.get("gender"), "address": r.fields.get("address"),
+                "id_number": r.fields.get("id_number"), "mobile_verified": False,
+                "status": MemberStatus.NORMAL.value, "created_at": now,
+                "became_member_at": now if r.plan_id else None, "enroll_source": "import",
+                "custom": r.custom, "session_version": 1} for r in new])
+            counts["imported"] = len(new)
+            joining = [r for r in new if r.plan_id]
+            if joining:
+                ids = dict(session.execute(select(Member.mobile, Member.id).where(
+                    Member.mobile.in_([r.mobile for r in joining]))).all())
+                cards = [(ids[r.mobile], r) for r in joining]
+        on_file = [r for r in good if r.mobile in existing]
+        if on_file and policy == "update":
+            cards += _update(session, existing, on_file, now)
+            counts["updated"] = len(on_file)
+        else:
+            counts["skipped"] = len(on_file)
+        if cards:
+            _insert_cards(session, cards, now)
+        if failed:
+            session.execute(insert(CustomerImportFailure.__table__), [
+                {"import_id": run_id, "row": r.row, "values": [str(v) for v in r.values],
+                 "error": "; ".join(r.errors)} for r in failed])
+        session.execute(update(CustomerImport).where(CustomerImport.id == run_id).values(
+            **{k: getattr(CustomerImport, k) + v for k, v in counts.items() if v}))
+    return True
+
+
+def _update(session: Session, existing: dict, rows: list[_Row], now) -> list:
+    """Given values replace those on file (empty cells leave them); a member row gives the
+    customer a card of its plan unless they hold one already."""
+    ids = [existing[r.mobile].id for r in rows]
+    holding = {(m, p) for m, p in session.execute(
+        select(MemberCard.member_id, MemberCard.plan_id).where(MemberCard.member_id.in_(ids)))}
+    changes, cards = [], []
+    for r in rows:
+        old = existing[r.mobile]
+        change = {"id": old.id, **{n: r.fields.get(n, getattr(old, n)) for n in PROFILE},
+                  "custom": {**(old.custom or {}), **r.custom},
+                  "became_member_at": old.became_member_at}
+        if r.plan_id and (old.id, r.plan_id) not in holding:
+            cards.append((old.id, r))
+            holding.add((old.id, r.plan_id))
+            change["became_member_at"] = old.became_member_at or now
+        changes.append(change)
+    session.execute(update(Member), changes)
+    return cards
+
+
+def _insert_cards(session: Session, cards: list, now) -> None:
+    numbers = [new_card_number() for _ in cards]
+    # 15 random digits make a clash unlikely, not impossible: draw again for any taken.
+    while taken := set(session.scalars(select(MemberCard.number)
+                                       .where(MemberCard.number.in_(numbers)))) | \
+            {n for n in numbers if numbers.count(n) > 1}:
+        numbers = [new_card_number() if n in taken else n for n in numbers]
+    plans = {p.id: p for p in session.scalars(select(CardPlan).where(
+        CardPlan.id.in_({r.plan_id for _m, r in cards})))}
+    session.execute(insert(MemberCard.__table__), [{
+        "number": number, "member_id": member_id, "plan_id": r.plan_id,
+        "tier_id": r.tier_id, "status": CardStatus.ACTIVE.value, "issued_at": now,
+        "tier_since_at": now,
+        "expires_at": now + timedelta(days=plans[r.plan_id].validity_days)
+        if plans[r.plan_id].validity_days else None}
+        for number, (member_id, r) in zip(numbers, cards, strict=True)])
+
+
+@jobs.task(retries=0)
+def process_task(run_id: int) -> bool:
+    from portal.db import db
+
+    try:
+        return process(db.session, run_id)
+    finally:
+        db.session.rollback()
+
+
+@jobs.on_tick("customer_imports")
+def resume_stalled(session: Session) -> int:
+    """Queue again the runs whose task was lost or whose worker died mid-way."""
+    cutoff = clock.now() - STALE_AFTER
+    stalled = list(session.scalars(select(CustomerImport.id).where(or_(
+        (CustomerImport.status == RunStatus.QUEUED) & (CustomerImport.created_at < cutoff),
+        (CustomerImport.status == RunStatus.RUNNING)
+        & (CustomerImport.heartbeat_at < cutoff)))))
+    session.rollback()
+    for run_id in stalled:
+        process_task(run_id)
+    return len(stalled)
+
+
+# --- reading back --------------------------------------------------------------------------
+
+def get(session: Session, run_id: int) -> CustomerImport | None:
+    return session.get(CustomerImport, run_id)
+
+
+def history(session: Session, *, limit: int = 50) -> list[Run]:
+    """The newest runs first with their operators' names, in one query."""
+    found = session.execute(select(CustomerImport, StaffUser.name)
+                            .outerjoin(StaffUser, StaffUser.id == CustomerImport.operator_id)
+                            .order_by(CustomerImport.id.desc()).limit(limit))
+    return [Run(run=run, operator=operator) for run, operator in found]
+
+
+def failures(session: Session, run_id: int) -> Iterator[CustomerImportFailure]:
+    return session.scalars(select(CustomerImportFailure)
+                           .where(CustomerImportFailure.import_id == run_id)
+                           .order_by(CustomerImportFailure.row)
+                           .execution_options(yield_per=1000))
+
+
+# --- the files staff download --------------------------------------------------------------
+
+def template_sheets(attributes: list[CustomAttribute]) -> list[xlsx.SheetSpec]:
+    """The template in the current language: an empty first sheet (columns as text, so
+    numbers keep their digits) and the instructions with an example on a second one."""
+    kinds = {"text": _("text"), "number": _("a number"), "date": _("a date, YYYY-MM-DD")}
+    genders = ", ".join(str(label) for label in GENDER_LABELS.values())
+    notes = [
+        [_("One customer or member per row on the first sheet, below its header. Keep the "
+           "header as it is; columns may be in any order.")],
+        [_("Mobile: required, a mobile number; numbers of other countries start with + "
+           "and the country code. It identifies the customer: a number already on file is "
+           "skipped or updated, as chosen when uploading.")],
+        [_("Name, Address: optional text (at most 120 and 255 characters).")],
+        [_("Type: %(member)s (with a card) or %(customer)s (no card). Empty: a member when "
+           "a card plan is given, else a customer.", member=KIND_MEMBER,
+           customer=KIND_CUSTOMER)],
+        [_("Card plan: for members, the name of one of your card plans (may be empty when "
+           "there is only one). Tier: a tier of that plan; empty for its lowest tier.")],
+        [_("Email: optional, a valid address. Date of birth: optional, YYYY-MM-DD.")],
+        [_("Gender: optional, one of %(options)s.", options=genders)],
+        [_("ID number: optional, letters, digits and dashes.")],
+        *([_("%(name)s: optional, %(kind)s.", name=a.name, kind=kinds.get(a.kind, a.kind))]
+          for a in attributes),
+        [_("Rows with a problem are not imported and the others are: download the failed "
+           "rows after the import, fix them and upload that file.")],
+        [_("At most %(n)s rows per file.", n=f"{MAX_ROWS:,}")],
+        [],
+        [_("Example")],
+        header(attributes),
+        ["13800138000", "Li Wei", str(KIND_MEMBER), "", "", "li.wei@example.com",
+         "1990-05-31", str(GENDER_LABELS[Gender.FEMALE]), "", "",
+         *("" for _a in attributes)],
+        ["+8613900139000", "Zhang Min", str(KIND_CUSTOMER), "", "", "", "", "", "", "",
+         *("" for _a in attributes)],
+    ]
+    columns = header(attributes)
+    return [xlsx.SheetSpec(name=_("Customers"), header=columns, rows=[],
+                           widths=[18, 20, 10, 16, 12, 26, 14, 12, 30, 20]
+                           + [16] * len(attributes),
+                           text_columns=tuple(range(len(columns)))),
+            xlsx.SheetSpec(name=_("Instructions"), header=[_("How to fill in the template")],
+                           rows=notes, widths=(110,))]
+
+
+def failed_sheet(session: Session, run: CustomerImport) -> xlsx.SheetSpec:
+    """The failed rows as given, under the header as uploaded, then why and where."""
+    width = len(run.columns)
+    return xlsx.SheetSpec(
+        name=_("Failed rows"), header=[*run.columns, str(EXTRA[0]), str(EXTRA[1])],
+        rows=([*(list(f.values) + [""] * width)[:width], f.error, f.row]
+              for f in failures(session, run.id)),
+        widths=[18] * width + [70, 8], text_columns=tuple(range(width)))
