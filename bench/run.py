@@ -15,6 +15,10 @@
 - scan_ratio.reengagement_200k: the re-engagement scan over 200,000 members (10% lapsed),
   divided by one SELECT of the lapsed ids; rescan_grants.reengagement_200k: the grants a
   second scan makes (must be 0).
+- import_ratio.customers_100k: importing a generated 100,000-row workbook end to end (the
+  service, in a child process on a fresh SQLite database), divided by parsing the same file
+  with python-calamine; peak_rss_mb.import_100k: that child's peak RSS (ru_maxrss of
+  RUSAGE_CHILDREN). See bench/customer_import.py.
 Also written to bench/results.json.
 """
 from __future__ import annotations
@@ -418,6 +422,11 @@ def main() -> dict[str, float]:
     ratio, regranted = _reengagement(app)
     results["scan_ratio.reengagement_200k"] = round(ratio, 2)
     results["rescan_grants.reengagement_200k"] = regranted
+    from bench import customer_import
+
+    ratio, peak, _detail = customer_import.measure()
+    results["import_ratio.customers_100k"] = round(ratio, 2)
+    results["peak_rss_mb.import_100k"] = round(peak)
     results["queries.registration_page"] = _queries(app, app.test_client(), "/r/join")
     for name, url in {"admin_members": "/admin/members", "admin_pages": "/admin/pages",
                       "admin_page_edit": "/admin/pages/1",

@@ -40,7 +40,7 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/giftcards/sold?status=active&number=0000&phone=13800138000",
          "/admin/giftcards/sold/{giftcard_id}", "/admin/giftcards/transactions",
          "/admin/giftcards/transactions?kind=activation", "/admin/giftcards/import",
-         "/admin/giftcards/exports",
+         "/admin/giftcards/exports", "/admin/members/import",
          "/admin/giftcards/sold?status=in_stock", "/admin/benefits/quote",
          "/admin/benefits", "/admin/benefits?q=gold&kind=discount&status=active",
          "/admin/benefits/new",
