@@ -95,7 +95,7 @@ class BenefitForm(FlaskForm):
     activity_id = SelectField(_l("Linked activity"), choices=[], validate_choice=False)
     threshold = StringField(_l("Orders of at least"), render_kw={"inputmode": "decimal"})
     off = StringField(_l("Amount off"), render_kw={"inputmode": "decimal"})
-    discount = StringField(_l("Discount (percent off)"), render_kw={"inputmode": "decimal"})
+    discount = StringField(_l("Percent off"), render_kw={"inputmode": "decimal"})
     multiplier = StringField(_l("Points multiplier"), render_kw={"inputmode": "decimal"})
     restriction_rule = SelectField(_l("Restriction on the prepaid balance"), choices=[],
                                    validate_choice=False)

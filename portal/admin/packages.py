@@ -252,10 +252,28 @@ def _choices() -> dict:
     }
 
 
+def _date_rows(values: dict, errors: dict) -> list[dict]:
+    """One row of hours per chosen day, named as the merchant chose it."""
+    if values.get("schedule_frequency") not in ("weekly", "monthly"):
+        return []
+    names = schedules.weekday_names()
+    rows = []
+    for d in values.get("schedule_days") or []:
+        key = schedules.day_key(int(d) if str(d).isdigit() else d)
+        label = names[int(d)] if values["schedule_frequency"] == "weekly" else (
+            _("Last day") if d == "last" else _("Day %(n)s", n=d))
+        start, end = (values.get("per_date", {}).get(key) or ["", ""])[:2]
+        rows.append({"key": key, "label": label, "from": start, "to": end,
+                     "error": errors.get(f"schedule_per_date-{key}")})
+    return rows
+
+
 def _page(values: dict, package=None, errors=None, status=200):
+    errors = errors or {}
     return render("admin/packages/edit.html", v=values, package=package,
-                  errors=errors or {}, c=_choices(), max_rules=packages.MAX_RULES,
-                  status_form=EmptyForm(), form=EmptyForm(), status=status)
+                  errors=errors, c=_choices(), max_rules=packages.MAX_RULES,
+                  date_rows=_date_rows(values, errors), status_form=EmptyForm(),
+                  form=EmptyForm(), status=status)
 
 
 BLANK = {"rules": [], "items": [], "channels": ["POS", "ONLINE"], "refund_restricted": True,
@@ -303,6 +321,18 @@ def paid_package_edit(package_id: int):
                      errors=e.errors or {"form": e.message}, status=422)
     flash(_("Package “%(name)s” saved.", name=package.name), "success")
     return redirect(url_for("admin.paid_package_edit", package_id=package_id), 303)
+
+
+@bp.post("/packages/per-date")
+@staff_required(*MANAGERS)
+def paid_package_per_date():
+    """The hours-per-date rows for the days the form has chosen so far (htmx, on change):
+    the rows appear as the days are ticked, not only after a save."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    values = _values_posted()
+    return render("admin/packages/edit.html", block="per_date", v=values, errors={},
+                  date_rows=_date_rows(values, {}))
 
 
 @bp.get("/packages/row/<kind>")

@@ -516,3 +516,180 @@ def test_student_screens(browser, live_server, csrf_live, scene, width, locale, 
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_package_screens(browser, live_server, csrf_live, scene, width, locale, app, store):
+    """Step 7 beyond the benefit list: every benefit kind's form, the quote preview (empty
+    and with reasons), and paid packages for the member (a running and a stacked period)
+    and the merchant (list, form, sales, settings)."""
+    from urllib.parse import urlencode
+
+    from portal.benefits import manage, packages, purchases
+    from portal.payments import services as payments
+    from portal.payments.models import Payment
+    from portal.payments.providers import DemoProvider
+    from tests.factories import CouponTemplateFactory
+
+    owner, member = scene["owner"], scene["member"]
+    ten = manage.create(db.session, "discount", {"name": "Members 10% off",
+                                                 "discount_bp": 1000}, operator_id=owner.id)
+    manage.create(db.session, "member_price", {
+        "name": "Member latte price", "prices": [{"product_id": "LATTE", "price_minor": 1800}]},
+        operator_id=owner.id)
+    manage.create(db.session, "birthday", {"name": "Birthday week", "birthday_window": "week",
+                                           "discount_bp": 2000}, operator_id=owner.id)
+    double = manage.create(db.session, "multiplier", {"name": "Double points",
+                                                      "multiplier_bp": 20_000},
+                           operator_id=owner.id)
+    gift = CouponTemplateFactory(title="Welcome coffee")
+    club = packages.create(db.session, {
+        "name": "Premium Club", "currency": "CNY", "channels": ["POS", "ONLINE"],
+        "description": "10% off every order and double points, all month.",
+        "agreement": "Packages are not refundable once a coupon is used.",
+        "terms": "Valid in every store.", "faq": "Can I renew early? Yes: it stacks.",
+        "tags": ["Monthly"],
+        "rules": [{"duration_days": 30, "original_minor": 19900, "first_minor": 15900,
+                   "renewal_minor": 16900},
+                  {"duration_days": 90, "original_minor": 49900, "repeat_minor": 45900}],
+        "items": [{"kind": "first_gift", "name": "Welcome gift", "points": 100,
+                   "coupon_template_id": gift.id},
+                  {"kind": "discount", "name": "10% off", "benefit_id": ten.id},
+                  {"kind": "multiplier", "name": "Double points", "benefit_id": double.id}]},
+        operator_id=owner.id, activate=True)
+    packages.create(db.session, {
+        "name": "Weekend Brunch Pass", "currency": "CNY", "channels": ["ONLINE"],
+        "schedule": {"frequency": "weekly", "days": [5, 6], "times": "per_date",
+                     "per_date": {"5": ["09:00", "14:00"], "6": ["09:00", "15:00"]}},
+        "rules": [{"duration_days": 7, "original_minor": 5900}], "items": []},
+        operator_id=owner.id, activate=True)
+    for _ in range(2):          # the first period runs, the early renewal starts after it
+        purchase = purchases.start(db.session, member_id=member.id, package_id=club.id,
+                                   rule_id=club.rules[0].id, agreed=True)
+        payment = db.session.get(Payment, purchase.payment_id)
+        payment.provider_session_id = f"demo_cs_{payment.token}"
+        db.session.commit()
+        payments.receive(db.session, *DemoProvider(app.config["SECRET_KEY"]).event(payment,
+                                                                                   "paid"))
+    card_no = scene["card"].number
+    basket = {"member": card_no, "store_id": store.id, "channel": "POS",
+              "rows": 3, "quote": 1}
+    for i, (product, category, quantity, price) in enumerate(
+            (("LATTE", "Coffee", 2, "28.00"), ("CAKE", "Bakery", 1, "35.00"),
+             ("BEANS", "Retail", 1, "88.00"))):
+        basket.update({f"product_id_{i}": product, f"category_{i}": category,
+                       f"quantity_{i}": quantity, f"unit_price_{i}": price})
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    staff_sign_in(page, owner)
+    for name, url in (
+            *((f"admin-benefit-new-{kind}", f"/admin/benefits/new/{kind}") for kind in (
+                "marketing", "promotion", "discount", "birthday", "multiplier", "extension",
+                "service", "custom")),
+            ("admin-quote", "/admin/benefits/quote"),
+            ("admin-quote-result", f"/admin/benefits/quote?{urlencode(basket)}"),
+            ("admin-packages", "/admin/packages"),
+            ("admin-package-new", "/admin/packages/new"),
+            ("admin-package-edit", f"/admin/packages/{club.id}"),
+            ("admin-package-per-date", f"/admin/packages/{club.id + 1}"),
+            ("admin-package-sales", f"/admin/packages/{club.id}/sales"),
+            ("admin-package-settings", "/admin/packages/settings")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    member_sign_in(page, member)
+    for name, url in (("packages", "/packages"), ("package", f"/packages/{club.id}"),
+                      ("packages-mine", "/packages/mine")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_dashboard_and_preview_screens(browser, live_server, csrf_live, scene, width, locale,
+                                       plan):
+    """Step 9: the dashboard with a month of data (registrations by source, tiers, coupons,
+    top-ups, gift card and package sales), a custom period with a refused date, the
+    "Preview as…" form and a synthetic profile's card and top-up page."""
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.benefits import packages
+    from portal.benefits.models import PackagePurchase
+    from portal.coupons import services as coupons
+    from portal.coupons.models import Coupon
+    from portal.giftcards.models import GiftCard, GiftCardProduct
+    from portal.members.models import Member, Tier
+    from portal.wallet.models import Topup
+    from tests.factories import CouponTemplateFactory
+    from tests.fixtures import member_with_card
+
+    owner, now = scene["owner"], clock.now()
+    p = db.session.merge(plan)
+    db.session.add_all([Tier(plan_id=p.id, name="Silver", rank=1),
+                        Tier(plan_id=p.id, name="Gold", rank=2)])
+    db.session.commit()
+    tiers = db.session.merge(plan).tiers
+    product = GiftCardProduct(kind="electronic", name="Thank-you card", currency="CNY",
+                              status="active", denominations=[10_000, 20_000],
+                              channels=["ONLINE"])
+    db.session.add(product)
+    db.session.commit()
+    club = packages.create(db.session, {
+        "name": "Premium Club", "currency": "CNY", "channels": ["ONLINE"],
+        "description": "10% off all month.",
+        "rules": [{"duration_days": 30, "original_minor": 19_900}], "items": []},
+        operator_id=owner.id, activate=True)
+    template = CouponTemplateFactory(title="Welcome latte")
+    sources = ("poster", "wechat", "staff", None, "pos")
+    for i in range(40):
+        at = now - timedelta(days=i % 28, hours=i % 5)
+        m = db.session.merge(member_with_card(plan))
+        m.became_member_at, m.enroll_source = at, sources[i % 5] if i % 7 else "wechat"
+        m.cards[0].tier_id = tiers[(i % 6) // 3 + (1 if i % 11 == 0 else 0)].id
+        db.session.commit()
+        issued = coupons.issue(db.session, member_id=m.id, source=coupons.Source("test"),
+                               key=f"dash:{i}", template_id=template.id, quantity=1 + i % 2)
+        if i % 3 == 0:
+            c = db.session.get(Coupon, issued[0].id)
+            c.status, c.used_at = "used", at + timedelta(hours=2)
+        if i % 2 == 0:
+            db.session.add(Topup(member_id=m.id, card_id=m.cards[0].id, currency="CNY",
+                                 amount_minor=10_000 * (1 + i % 4), status="credited",
+                                 credited_at=at))
+        if i % 4 == 1:
+            db.session.add(GiftCard(product_id=product.id, number=f"66{i:014d}", currency="CNY",
+                                    face_minor=20_000, price_minor=18_000, status="active",
+                                    activated_at=at))
+        if i % 5 == 2:
+            db.session.add(PackagePurchase(package_id=club.id, rule_id=club.rules[0].id,
+                                           member_id=m.id, status="paid", price_kind="original",
+                                           price_minor=19_900, currency="CNY", paid_at=at))
+        db.session.commit()
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    staff_sign_in(page, owner)
+    for name, url in (("admin-dashboard", "/admin/?days=30"),
+                      ("admin-dashboard-7", "/admin/?days=7"),
+                      ("admin-dashboard-range", "/admin/?from=2026-13-01&to=2026-11-30")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    page.goto(f"/admin/topups/{scene['topup_plan']}")
+    page.get_by_role("link", name="预览为…" if locale == "zh" else "Preview as…").click()
+    page.wait_for_url("**/admin/preview/topup/*")
+    _shoot(page, "admin-preview-as", width, locale, errors)
+    page.locator("input[name=who][value=synthetic]").check()
+    page.locator("#tier_id").select_option(index=3)
+    page.locator("#name").fill("Pat Preview")
+    page.locator("#born_on").fill("1992-06-15")
+    page.locator("#prepaid").fill("388.50")
+    page.locator("#points").fill("2400")
+    page.locator("form.preview-form button[type=submit]").click()
+    page.wait_for_url("**/topup")
+    _shoot(page, "preview-synthetic-topup", width, locale, errors)
+    page.goto("/card")
+    _shoot(page, "preview-synthetic-card", width, locale, errors)
+    context.close()

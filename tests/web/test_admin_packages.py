@@ -100,6 +100,27 @@ def test_add_row_returns_one_fieldset(owner_client):
     assert 'name="rules-2-original_minor"' in page and "<html" not in page
 
 
+def test_hours_per_date_rows_appear_as_days_are_ticked_without_a_save(owner_client, session):
+    r = owner_client.post("/admin/packages/per-date", headers={"HX-Request": "true",
+                                                               "HX-Target": "per_date"},
+                          data=_form(schedule_times="per_date", schedule_weekdays=["5", "6"]))
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "<html" not in page
+    assert 'name="per_date-5-from"' in page and 'name="per_date-6-to"' in page
+    assert "Saturday · from" in page and "Sunday · until" in page
+    assert session.query(BenefitPackage).count() == 0
+
+
+def test_edit_shows_the_saved_hours_of_each_weekday(owner_client, session, owner):
+    p = packages.create(session, {
+        "name": "Brunch", "currency": "CNY", "channels": ["ONLINE"],
+        "schedule": {"frequency": "weekly", "days": [5], "times": "per_date",
+                     "per_date": {"5": ["09:00", "14:00"]}},
+        "rules": [{"duration_days": 7, "original_minor": 5900}]}, operator_id=owner.id)
+    page = owner_client.get(f"/admin/packages/{p.id}").get_data(as_text=True)
+    assert "Saturday · from" in page and 'value="09:00"' in page and "Day 5" not in page
+
+
 def test_sales_and_settings_pages(owner_client, premium, session):
     assert "No one has bought" in owner_client.get(
         f"/admin/packages/{premium.id}/sales").get_data(as_text=True)
