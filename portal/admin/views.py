@@ -176,6 +176,8 @@ def start_preview(member_id: int):
         member = members.start_preview(db.session, member_id, operator_id=current_staff().id)
     except MemberError:
         abort(404)
+    session.pop("preview_profile", None)
+    session.pop("preview_return", None)
     session["preview_member_id"] = member.id
     return redirect(url_for("members.card"), 303)
 
@@ -186,6 +188,10 @@ def end_preview():
     if not EmptyForm().validate_on_submit():
         abort(400)
     member_id = session.pop("preview_member_id", None)
+    session.pop("preview_profile", None)
+    back = session.pop("preview_return", None)
+    if back:
+        return redirect(back, 303)
     if member_id:
         return redirect(url_for("admin.member_detail", member_id=member_id), 303)
     return redirect(url_for("admin.dashboard"), 303)
@@ -217,6 +223,7 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     packages,
     pages,
     payments,
+    previews,
     quotes,
     segments,
     smart,

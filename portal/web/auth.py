@@ -90,6 +90,14 @@ def _current_member() -> Member | None:
     if current_user.is_authenticated:
         if current_user.kind == "member":
             member = current_user.member
+        elif current_user.kind == "staff" and session.get("preview_profile"):
+            # Built only for the member's pages: the admin's own saves must still commit.
+            if request.blueprint not in ("admin", "api"):
+                from portal.members import preview
+
+                member = preview.open_sandbox(
+                    db.session, preview.Profile.from_dict(session["preview_profile"]))
+                g.previewing = member is not None
         elif current_user.kind == "staff" and session.get("preview_member_id"):
             member = db.session.get(Member, session["preview_member_id"])
             g.previewing = member is not None
