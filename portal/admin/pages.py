@@ -215,12 +215,15 @@ def link_print(link_id: int):
 # --- custom member attributes -----------------------------------------------------------
 
 KIND_LABELS = {"text": _l("Text"), "number": _l("Number"), "date": _l("Date")}
+SYSTEM_KIND_LABELS = {**KIND_LABELS, "email": _l("Email"), "choice": _l("Choice"),
+                      "mobile": _l("Mobile number")}
 
 
 def _attributes_page(form, status=200):
     return render("admin/attributes/list.html", form=form, status=status,
                   custom=members.custom_attributes(db.session), presets=ATTRIBUTES,
-                  kind_labels=KIND_LABELS, max_custom=MAX_CUSTOM_ATTRIBUTES)
+                  kind_labels=KIND_LABELS, system_kind_labels=SYSTEM_KIND_LABELS,
+                  max_custom=MAX_CUSTOM_ATTRIBUTES)
 
 
 @bp.route("/attributes", methods=["GET", "POST"])

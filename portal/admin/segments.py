@@ -46,6 +46,14 @@ class SegmentForm(FlaskForm):
     points_min = StringField(_l("At least"), render_kw={"inputmode": "numeric"})
     points_max = StringField(_l("At most"), render_kw={"inputmode": "numeric"})
     enroll_source = _checkboxes(_l("Came from (source)"))
+    custom_key = SelectField(_l("Your attribute"), choices=[], validate_choice=False)
+    custom_op = SelectField(_l("Compare"), default="eq", validate_choice=False, choices=[
+        SelectChoice("eq", _l("Text is")), SelectChoice("contains", _l("Text contains")),
+        SelectChoice("min", _l("Number is at least")),
+        SelectChoice("max", _l("Number is at most")),
+        SelectChoice("before", _l("Date is before")),
+        SelectChoice("after", _l("Date is after"))])
+    custom_value = StringField(_l("Value"), render_kw={"maxlength": segments.CUSTOM_TEXT_MAX})
 
 
 class TagForm(FlaskForm):
@@ -54,7 +62,7 @@ class TagForm(FlaskForm):
 
 
 # The service names errors by rule; the form by input.
-FORM_NAMES = {"points": "points_max"}
+FORM_NAMES = {"points": "points_max", "custom": "custom_value"}
 
 
 def _form(segment=None, *, stored: bool = False) -> SegmentForm:
@@ -68,6 +76,8 @@ def _form(segment=None, *, stored: bool = False) -> SegmentForm:
         select(Tag.id, Tag.name).order_by(Tag.name))]
     form.birthday_month.choices = [SelectChoice(str(n), name)
                                    for n, name in segments.month_names().items()]
+    form.custom_key.choices = [SelectChoice("", _("Choose…"))] + [
+        SelectChoice(a.key, a.name) for a in members.custom_attributes(db.session)]
     sources = set(members.tracking_values(db.session)["source"])
     if segment is not None and (stored or request.method == "GET"):
         _fill(form, segment)
@@ -83,6 +93,14 @@ def _fill(form: SegmentForm, segment) -> None:
         if field == "days_since_purchase":
             form.days_since_purchase_op.data = rule["op"]
             form.days_since_purchase.data = str(value)
+        elif field == "custom":
+            form.custom_key.data = value["key"]
+            if rule["op"] == "between":
+                form.custom_op.data = "min" if value.get("min") is not None else "max"
+                form.custom_value.data = str(value.get(form.custom_op.data))
+            else:
+                form.custom_op.data = rule["op"]
+                form.custom_value.data = value.get("text") or value.get("day") or ""
         elif field == "points":
             form.points_min.data = "" if value.get("min") is None else str(value["min"])
             form.points_max.data = "" if value.get("max") is None else str(value["max"])
@@ -119,7 +137,49 @@ def _rules(form: SegmentForm) -> tuple[list[dict], dict[str, str]]:
         rules.append({"field": "points", "op": "between", "value": {"min": low, "max": high}})
     if sources := [s for s in (form.enroll_source.data or []) if s.strip()]:
         rules.append({"field": "enroll_source", "op": "in", "value": sources})
+    if form.custom_key.data:
+        rule = _custom_rule(form, errors)
+        if rule is not None:
+            rules.append(rule)
     return rules, errors
+
+
+# What each kind of attribute can be compared by (the form's "compare" choices).
+CUSTOM_FORM_OPS = {"text": ("eq", "contains"), "number": ("min", "max"),
+                   "date": ("before", "after")}
+
+
+def _custom_rule(form: SegmentForm, errors: dict) -> dict | None:
+    from decimal import Decimal, InvalidOperation
+
+    kinds = {a.key: a.kind for a in members.custom_attributes(db.session)}
+    key, op = form.custom_key.data, form.custom_op.data
+    raw = (form.custom_value.data or "").strip()
+    if key not in kinds:
+        errors["custom_key"] = _("Choose one of your attributes.")
+        return None
+    kind = kinds[key]
+    if op not in CUSTOM_FORM_OPS[kind]:
+        errors["custom_op"] = _("Choose how to compare.")
+        return None
+    if not raw:
+        errors["custom_value"] = _("Enter the value to compare with.")
+        return None
+    value: dict = {"key": key, "kind": kind}
+    if kind == "text":
+        value["text"] = raw
+    elif kind == "date":
+        value["day"] = raw
+    else:
+        try:
+            number = Decimal(raw.replace(",", ""))
+        except InvalidOperation:
+            errors["custom_value"] = _("Enter a number.")
+            return None
+        value[op] = int(number) if number == number.to_integral_value() else float(number)
+        value["min" if op == "max" else "max"] = None
+        op = "between"
+    return {"field": "custom", "op": op, "value": value}
 
 
 def _refuse(form: SegmentForm, errors: dict[str, str]) -> None:

@@ -87,13 +87,13 @@ def member_list():
         pages=[p for p, _funnel in members.page_list(db.session)] if not request.htmx else [],
         tracking=members.tracking_values(db.session) if not request.htmx else {},
         tags=members.tag_names(db.session) if not request.htmx else [],
+        attributes=members.custom_attributes(db.session) if not request.htmx else [],
         plans=members.plans(db.session) if not request.htmx else [],
         args={k: v for k, v in request.args.items() if k != "before" and v})
 
 
-@bp.route("/members/new", methods=["GET", "POST"])
-@staff_required(*EVERYONE)
-def member_new():
+def customer_form() -> CustomerForm:
+    """The add-customer form with the plans, and the stores the signed-in staff may use."""
     staff = current_staff()
     form = CustomerForm()
     form.plan_id.choices = [SelectChoice(0, _("Choose…"))] + [
@@ -103,15 +103,27 @@ def member_new():
     else:
         form.store_id.choices = [SelectChoice(0, _("No store"))] + [
             SelectChoice(s.id, s.name) for s in members.stores(db.session)]
+    return form
+
+
+def add_customer_from(form: CustomerForm):
+    """Add the customer the form describes (clerks always for their own store)."""
+    staff = current_staff()
+    return members.add_customer(
+        db.session, raw_mobile=form.mobile.data, as_member=form.kind.data == "member",
+        plan_id=form.plan_id.data or None,
+        answers={n: form[n].data for n in members.PROFILE_FIELDS},
+        operator_id=staff.id,
+        store_id=staff.store_id if staff.role == Role.CLERK else (form.store_id.data or None))
+
+
+@bp.route("/members/new", methods=["GET", "POST"])
+@staff_required(*EVERYONE)
+def member_new():
+    form = customer_form()
     if form.validate_on_submit():
         try:
-            member = members.add_customer(
-                db.session, raw_mobile=form.mobile.data, as_member=form.kind.data == "member",
-                plan_id=form.plan_id.data or None,
-                answers={n: form[n].data for n in members.PROFILE_FIELDS},
-                operator_id=staff.id,
-                store_id=staff.store_id if staff.role == Role.CLERK else
-                (form.store_id.data or None))
+            member = add_customer_from(form)
         except MemberError as e:
             apply_error(form, e)
             return render("admin/members/new.html", form=form, status=422)
@@ -213,6 +225,7 @@ def audit():
 from portal.admin import (  # noqa: E402,F401 - register routes on bp
     activities,
     benefits,
+    cards,
     coupons,
     dashboard,
     giftcard_imports,
@@ -228,5 +241,6 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     segments,
     smart,
     students,
+    till,
     topups,
 )

@@ -11,6 +11,11 @@ A rule is `{"field": ..., "op": ..., "value": ...}`:
 | `birthday_month`      | `in`          | months 1-12 of `born_on`                         |
 | `points`              | `between`     | `{"min": int or None, "max": int or None}`       |
 | `enroll_source`       | `in`          | enrolment sources (as recorded on the member)    |
+| `custom`              | by kind       | `{"key", "kind", "text" / "min"/"max" / "day"}`  |
+
+A `custom` rule tests one of the merchant's own attributes (Member.custom[key]): text
+`eq` / `contains` (case-insensitive), number `between` (min and/or max), date `before` /
+`after` (ISO days compare as text). A member without a value never matches.
 
 `op` may be left out where the field has only one. A segment matches "all" or "any" of
 its rules, and only ever members (customers without a card are never in a segment).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from decimal import Decimal
 
 from babel.dates import get_month_names
 from babel.lists import format_list
@@ -28,9 +34,11 @@ from flask_babel import format_number, get_locale, ngettext
 from flask_babel import gettext as _
 from sqlalchemy import (
     ColumnElement,
+    Numeric,
     Select,
     and_,
     case,
+    cast,
     exists,
     extract,
     false,
@@ -50,6 +58,7 @@ from portal.ledger import Account, AccountKind
 from portal.members.errors import MemberError, MemberErrorCode
 from portal.members.models import (
     CardPlan,
+    CustomAttribute,
     Member,
     MemberCard,
     Segment,
@@ -63,9 +72,12 @@ from portal.staff.services import record
 MATCHES = ("all", "any")
 ID_FIELDS = ("plan", "tier", "tag")
 FIELDS = ("plan", "tier", "tag", "days_since_purchase", "birthday_month", "points",
-          "enroll_source")
+          "enroll_source", "custom")
 OPS = {"plan": ("in",), "tier": ("in",), "tag": ("in",), "birthday_month": ("in",),
-       "enroll_source": ("in",), "points": ("between",), "days_since_purchase": ("gte", "lte")}
+       "enroll_source": ("in",), "points": ("between",), "days_since_purchase": ("gte", "lte"),
+       "custom": ("eq", "contains", "between", "before", "after")}
+CUSTOM_OPS = {"text": ("eq", "contains"), "number": ("between",), "date": ("before", "after")}
+CUSTOM_TEXT_MAX = 255
 NAME_MAX = 80
 MAX_DAYS = 36_500           # a hundred years: anything longer is a typing slip
 MAX_POINTS = 2_000_000_000  # fits the balance column on every backend
@@ -108,6 +120,8 @@ def _rule_error(rule: dict) -> str | None:
         if len(value) > MAX_VALUES or not all(
                 isinstance(v, str) and v.strip() and len(v) <= SOURCE_MAX for v in value):
             return _("Sources are at most %(n)d characters.", n=SOURCE_MAX)
+    elif field == "custom":
+        return _custom_error(_op(rule), value)
     elif field == "days_since_purchase":
         if not _whole(value, 0, MAX_DAYS):
             return _("Enter a whole number of days from 0 to %(max)s.",
@@ -123,6 +137,39 @@ def _rule_error(rule: dict) -> str | None:
                      max=format_number(MAX_POINTS))
         if low is not None and high is not None and low > high:
             return _("“At most” cannot be below “at least”.")
+    return None
+
+
+def _custom_error(op, value) -> str | None:
+    from datetime import date
+    from decimal import Decimal, InvalidOperation
+
+    if not isinstance(value, dict) or not isinstance(value.get("key"), str) or \
+            value.get("kind") not in CUSTOM_OPS:
+        return _("Choose one of your attributes.")
+    if op not in CUSTOM_OPS[value["kind"]]:
+        return _("Choose how to compare.")
+    if value["kind"] == "text":
+        text = value.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > CUSTOM_TEXT_MAX:
+            return _("Enter the text to look for.")
+    elif value["kind"] == "number":
+        bounds = [value.get("min"), value.get("max")]
+        if all(b is None for b in bounds):
+            return _("Enter at least or at most a number.")
+        try:
+            low, high = (None if b is None else Decimal(str(b)) for b in bounds)
+        except InvalidOperation:
+            return _("Enter a number.")
+        if any(b is not None and not b.is_finite() for b in (low, high)):
+            return _("Enter a number.")
+        if low is not None and high is not None and low > high:
+            return _("“At most” cannot be below “at least”.")
+    else:
+        try:
+            date.fromisoformat(str(value.get("day")))
+        except ValueError:
+            return _("Enter a date.")
     return None
 
 
@@ -151,6 +198,10 @@ def clean(rules: list) -> list[dict]:
         field, value = rule["field"], rule["value"]
         if isinstance(value, list):
             value = sorted({v.strip() if isinstance(v, str) else v for v in value})
+        elif field == "custom":
+            value = {k: v.strip() if isinstance(v, str) and k == "text" else v
+                     for k, v in value.items()
+                     if k in ("key", "kind", "text", "min", "max", "day")}
         elif isinstance(value, dict):
             value = {"min": value.get("min"), "max": value.get("max")}
         out.append({"field": field, "op": _op(rule), "value": value})
@@ -192,7 +243,29 @@ def _rule_condition(rule: dict) -> ColumnElement[bool]:
                                *([Account.balance <= high] if high is not None else []))
         # 0 is in the range: everyone but those with more than `high`.
         return ~_has_points(Account.balance > high) if high is not None else true()
+    if field == "custom":
+        return _custom_condition(op, value)
     raise ValueError(f"unknown segment rule field {field!r}")
+
+
+def _custom_condition(op: str, value: dict) -> ColumnElement[bool]:
+    stored = Member.custom[value["key"]].as_string()
+    if op == "eq":
+        return func.lower(stored) == value["text"].strip().lower()
+    if op == "contains":
+        return func.lower(stored).contains(value["text"].strip().lower(), autoescape=True)
+    if op == "before":
+        return stored < value["day"]
+    if op == "after":
+        return stored > value["day"]
+    # Numbers are kept as text; an empty value is no number (and must not break the cast).
+    number = cast(func.nullif(stored, ""), Numeric(20, 6))
+    parts = []
+    if value.get("min") is not None:
+        parts.append(number >= Decimal(str(value["min"])))
+    if value.get("max") is not None:
+        parts.append(number <= Decimal(str(value["max"])))
+    return and_(number.is_not(None), *parts)
 
 
 def _rules_condition(match: str, rules: list) -> ColumnElement[bool]:
@@ -278,6 +351,8 @@ def describe(session: Session, segments: list[Segment]) -> dict[int, list[str]]:
     tags = {i: n for i, n in session.execute(
         select(Tag.id, Tag.name).where(Tag.id.in_(wanted["tag"])))} if wanted["tag"] else {}
     months = month_names()
+    attributes = {a.key: a.name for a in session.scalars(select(CustomAttribute))} \
+        if any(r.get("field") == "custom" for s in segments for r in s.rules) else {}
 
     def names(lookup, ids):
         return _either([lookup.get(i, f"#{i}") for i in ids])
@@ -308,9 +383,33 @@ def describe(session: Session, segments: list[Segment]) -> dict[int, list[str]]:
             if low is not None:
                 return _("At least %(low)s points", low=format_number(low))
             return _("At most %(high)s points", high=format_number(high))
+        if field == "custom":
+            return _custom_words(op, value, attributes.get(value.get("key"), value.get("key")))
         return _("Unknown rule")
 
     return {s.id: [words(r) for r in s.rules] for s in segments}
+
+
+def _custom_words(op: str, value: dict, name: str) -> str:
+    from datetime import date
+
+    from flask_babel import format_date
+
+    if op == "eq":
+        return _("%(name)s is “%(text)s”", name=name, text=value["text"])
+    if op == "contains":
+        return _("%(name)s contains “%(text)s”", name=name, text=value["text"])
+    if op in ("before", "after"):
+        day = format_date(date.fromisoformat(value["day"]))
+        return _("%(name)s before %(day)s", name=name, day=day) if op == "before" else \
+            _("%(name)s after %(day)s", name=name, day=day)
+    low, high = value.get("min"), value.get("max")
+    if low is not None and high is not None:
+        return _("%(name)s from %(low)s to %(high)s", name=name, low=format_number(low),
+                 high=format_number(high))
+    if low is not None:
+        return _("%(name)s at least %(low)s", name=name, low=format_number(low))
+    return _("%(name)s at most %(high)s", name=name, high=format_number(high))
 
 
 # --- services ---------------------------------------------------------------------------------

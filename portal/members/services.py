@@ -579,6 +579,8 @@ class MemberFilters:
     plan_id: int | None = None
     store_id: int | None = None
     tag: str = ""
+    attr: str = ""          # a custom attribute's key, with...
+    attr_value: str = ""    # ...text its value contains (case-insensitive)
 
 
 def _filtered(query: Select, f: MemberFilters) -> Select:
@@ -615,6 +617,9 @@ def _filtered(query: Select, f: MemberFilters) -> Select:
         query = query.where(Member.enroll_store_id == f.store_id)
     if f.tag:
         query = query.where(Member.tags.any(Tag.name == f.tag))
+    if f.attr and f.attr_value.strip() and ATTRIBUTE_KEY.match(f.attr):
+        query = query.where(func.lower(Member.custom[f.attr].as_string()).contains(
+            f.attr_value.strip().lower(), autoescape=True))
     return query
 
 

@@ -44,6 +44,9 @@ STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{mem
          "/admin/giftcards/sold?status=in_stock", "/admin/benefits/quote",
          "/admin/benefits", "/admin/benefits?q=gold&kind=discount&status=active",
          "/admin/benefits/new",
+         "/admin/cards", "/admin/cards?status=frozen&number=1234&q=a", "/admin/cards/{card_id}",
+         "/admin/till", "/admin/till?q={card_number}", "/admin/till?q=13800138000",
+         "/admin/till/join",
          *[f"/admin/benefits/new/{k}" for k in (
              "marketing", "promotion", "member_price", "discount", "member_day", "birthday",
              "multiplier", "extension", "service", "custom")]]
@@ -104,6 +107,7 @@ def ids(member, link):
                          plan_id=topup_plan.id, amount_minor=20_000)
     topup.payment = db.session.get(Payment, topup.payment_id)
     return {"slug": link.page.slug, "card_id": card.id, "member_id": member.id,
+            "card_number": card.number,
             "page_id": link.page_id, "link_id": link.id, "plan_id": card.plan_id,
             "segment_id": segment.id, "activity_id": activity.id,
             "topup_plan_id": topup_plan.id, "payment_token": topup.payment.token,
