@@ -65,14 +65,14 @@ def _charts(board: reports.Dashboard) -> dict:
             [f"{t.plan} · {t.tier}" for t in board.tiers],
             [charts.Series("a", _("Members"), [t.members for t in board.tiers])]),
         "coupons": charts.bar_chart(days, [
-            charts.Series("a", _("Issued"), board.coupons_issued),
-            charts.Series("b", _("Used"), board.coupons_used)], label_every=step),
+            charts.Series("a", _("Coupons issued"), board.coupons_issued),
+            charts.Series("b", _("Coupons used"), board.coupons_used)], label_every=step),
     }
     for name, found in (("topups", board.topups), ("giftcards", board.giftcards),
                         ("packages", board.packages)):
         out[name] = [charts.bar_chart(
             days, [charts.Series("a", _("Amount"), s.amounts, s.currency)], label_every=step,
-            also=[charts.Series("b", _("Number"), s.counts)]) for s in found]
+            also=[charts.Series("b", _("How many"), s.counts)]) for s in found]
     return out
 
 

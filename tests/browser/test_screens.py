@@ -604,3 +604,94 @@ def test_package_screens(browser, live_server, csrf_live, scene, width, locale, 
         page.goto(url)
         _shoot(page, name, width, locale, errors)
     context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_dashboard_and_preview_screens(browser, live_server, csrf_live, scene, width, locale,
+                                       plan):
+    """Step 9: the dashboard with a month of data (registrations by source, tiers, coupons,
+    top-ups, gift card and package sales), a custom period with a refused date, the
+    "Preview as…" form and a synthetic profile's card and top-up page."""
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.benefits import packages
+    from portal.benefits.models import PackagePurchase
+    from portal.coupons import services as coupons
+    from portal.coupons.models import Coupon
+    from portal.giftcards.models import GiftCard, GiftCardProduct
+    from portal.members.models import Tier
+    from portal.wallet.models import Topup
+    from tests.factories import CouponTemplateFactory
+    from tests.fixtures import member_with_card
+
+    owner, now = scene["owner"], clock.now()
+    p = db.session.merge(plan)
+    db.session.add_all([Tier(plan_id=p.id, name="Silver", rank=1),
+                        Tier(plan_id=p.id, name="Gold", rank=2)])
+    db.session.commit()
+    tiers = db.session.merge(plan).tiers
+    product = GiftCardProduct(kind="electronic", name="Thank-you card", currency="CNY",
+                              status="active", denominations=[10_000, 20_000],
+                              channels=["ONLINE"])
+    db.session.add(product)
+    db.session.commit()
+    club = packages.create(db.session, {
+        "name": "Premium Club", "currency": "CNY", "channels": ["ONLINE"],
+        "description": "10% off all month.",
+        "rules": [{"duration_days": 30, "original_minor": 19_900}], "items": []},
+        operator_id=owner.id, activate=True)
+    template = CouponTemplateFactory(title="Welcome latte")
+    sources = ("poster", "wechat", "staff", None, "pos")
+    for i in range(40):
+        at = now - timedelta(days=i % 28, hours=i % 5)
+        m = db.session.merge(member_with_card(plan))
+        m.became_member_at, m.enroll_source = at, sources[i % 5] if i % 7 else "wechat"
+        m.cards[0].tier_id = tiers[(i % 6) // 3 + (1 if i % 11 == 0 else 0)].id
+        db.session.commit()
+        issued = coupons.issue(db.session, member_id=m.id, source=coupons.Source("test"),
+                               key=f"dash:{i}", template_id=template.id, quantity=1 + i % 2)
+        for c in issued:
+            db.session.get(Coupon, c.id).issued_at = at - timedelta(days=i % 3)
+        if i % 3 == 0:
+            c = db.session.get(Coupon, issued[0].id)
+            c.status, c.used_at = "used", at + timedelta(hours=2)
+        if i % 2 == 0:
+            db.session.add(Topup(member_id=m.id, card_id=m.cards[0].id, currency="CNY",
+                                 amount_minor=10_000 * (1 + i % 4), status="credited",
+                                 credited_at=at))
+        if i % 4 == 1:
+            db.session.add(GiftCard(product_id=product.id, number=f"66{i:014d}", currency="CNY",
+                                    face_minor=20_000, price_minor=18_000, status="active",
+                                    activated_at=at))
+        if i % 5 == 2:
+            db.session.add(PackagePurchase(package_id=club.id, rule_id=club.rules[0].id,
+                                           member_id=m.id, status="paid", price_kind="original",
+                                           price_minor=19_900, currency="CNY", paid_at=at))
+        db.session.commit()
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    staff_sign_in(page, owner)
+    for name, url in (("admin-dashboard", "/admin/?days=30"),
+                      ("admin-dashboard-7", "/admin/?days=7"),
+                      ("admin-dashboard-range", "/admin/?from=2026-13-01&to=2026-11-30")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    page.goto(f"/admin/topups/{scene['topup_plan']}")
+    page.locator("a[href*='/admin/preview/topup/']").click()
+    page.wait_for_url("**/admin/preview/topup/*")
+    _shoot(page, "admin-preview-as", width, locale, errors)
+    page.locator("input[name=who][value=synthetic]").check()
+    page.locator("#tier_id").select_option(index=3)
+    page.locator("#name").fill("Pat Preview")
+    page.locator("#born_on").fill("1992-06-15")
+    page.locator("#prepaid").fill("388.50")
+    page.locator("#points").fill("2400")
+    page.locator("form.preview-form button[type=submit]").click()
+    page.wait_for_url("**/topup")
+    _shoot(page, "preview-synthetic-topup", width, locale, errors)
+    page.goto("/card")
+    _shoot(page, "preview-synthetic-card", width, locale, errors)
+    context.close()
