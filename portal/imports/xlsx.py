@@ -174,8 +174,12 @@ class Rows:
 
 def _cells(sheet) -> Iterator[tuple[int, list[str]]]:
     first_row, first_col = sheet.start or (0, 0)
+    pad = [""] * first_col
     for offset, cells in enumerate(sheet.iter_rows()):
-        values = [""] * first_col + [text(v) for v in cells]
+        # Most cells are text: strip them here rather than call `text` for each.
+        values = [v.strip() if type(v) is str else text(v) for v in cells]
+        if pad:
+            values = pad + values
         while values and values[-1] == "":
             values.pop()
         if values:

@@ -366,3 +366,32 @@ def test_fast_email_check_agrees_with_the_validator(app, raw):
     except Exception:  # noqa: BLE001
         got = None
     assert got == expected
+
+
+@pytest.mark.parametrize("region", ["CN", "US", "GB", "DE", "HK", "SG", "JP", "AU", "IN"])
+def test_fast_mobile_check_agrees_with_the_full_parse_on_random_numbers(app, region):
+    import random
+
+    rnd = random.Random(region)
+    for _ in range(3000):
+        raw = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(6, 13)))
+        if region == "CN" and rnd.random() < 0.5:
+            raw = "1" + raw[1:]
+        try:
+            expected = normalize_mobile(raw, region)
+        except Exception as e:  # noqa: BLE001
+            expected = type(e)
+        try:
+            got = customers.mobile(raw, region)
+        except Exception as e:  # noqa: BLE001
+            got = type(e)
+        assert got == expected, raw
+
+
+def test_repeated_card_columns_and_dates_fail_each_row_that_has_them(gold):
+    run = run_import([row("13800138000", kind="Member", tier="Platinum", born="1990-02-30"),
+                      row("13800138001", kind="Member", tier="Platinum", born="1990-02-30"),
+                      row("13800138002", kind="Member", tier="VIP", born="1990-02-28")])
+    assert (run.imported, run.failed) == (1, 2)
+    assert errors(run)[2] == errors(run)[3] and "Platinum" in errors(run)[3]
+    assert "YYYY-MM-DD" in errors(run)[3]
