@@ -695,3 +695,55 @@ def test_dashboard_and_preview_screens(browser, live_server, csrf_live, scene, w
     page.goto("/card")
     _shoot(page, "preview-synthetic-card", width, locale, errors)
     context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_card_and_member_centre_screens(browser, live_server, csrf_live, scene, width, locale,
+                                        clerk):
+    """Cards list and edit (a refused freeze), the member centre (a found member, an unknown
+    number, add member), member attributes with system rows, a custom-attribute segment."""
+    from portal.db import transaction
+    from portal.loyalty import services as loyalty
+
+    card, member = scene["card"], db.session.merge(scene["member"])
+    loyalty.adjust(db.session, member_id=member.id, kind="points", delta=1280, reason="test",
+                   key="screens:points", operator_id=scene["owner"].id)
+    with transaction(db.session):
+        member.custom = {"drink": "Oat latte"}
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    staff_sign_in(page, scene["owner"])
+    page.goto("/admin/cards")
+    _shoot(page, "admin-cards", width, locale, errors)
+    page.goto(f"/admin/cards/{card.id}")
+    page.locator("#status").select_option("frozen")
+    page.locator("form.form-grid button[type=submit]").first.click()
+    page.locator("#reason-error").wait_for()
+    _shoot(page, "admin-card-edit-errors", width, locale, errors)
+    page.goto("/admin/attributes")
+    _shoot(page, "admin-attributes-system", width, locale, errors)
+    page.goto("/admin/segments/new")
+    page.locator("#custom_key").select_option("drink")
+    page.locator("#custom_op").select_option("contains")
+    page.locator("#custom_value").fill("latte")
+    page.locator("#live_count strong").wait_for()
+    _shoot(page, "admin-segment-custom", width, locale, errors)
+    context.close()
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    staff_sign_in(page, clerk)
+    page.goto("/admin/till")
+    page.locator("#till-q").fill(card.number)
+    page.locator("#till-q").press("Enter")
+    page.locator("#member-title").wait_for()
+    _shoot(page, "admin-till-member", width, locale, errors)
+    page.locator("#till-q").fill("13912340000")
+    page.locator("#till-q").press("Enter")
+    page.locator("#result .empty").wait_for()
+    _shoot(page, "admin-till-unknown", width, locale, errors)
+    page.goto("/admin/till/join?mobile=13912340000")
+    _shoot(page, "admin-till-join", width, locale, errors)
+    context.close()
