@@ -14,7 +14,10 @@ MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet
           "/pay?store=HQ01&amount=12.50", "/payments/{payment_token}",
           "/payments/demo/{payment_token}", "/giftcards/mine/{giftcard_id}", "/benefits",
           "/giftcards/sent/{giftcard_payment_token}", "/student"]
-STAFF = ["/admin/", "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
+STAFF = ["/admin/", "/admin/?days=90", "/admin/?from=2026-01-01&to=2026-01-31",
+         "/admin/preview/topup/{topup_plan_id}", "/admin/preview/student",
+         "/admin/preview/activity/{activity_id}",
+         "/admin/members", "/admin/members/new", "/admin/members/{member_id}",
          "/admin/students", "/admin/students/requests",
          "/admin/students/requests?status=all", "/admin/students/settings",
          "/admin/coupons", "/admin/coupons/new", "/admin/coupon-packages",
