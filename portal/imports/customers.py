@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 
 import phonenumbers
@@ -626,14 +627,15 @@ def _write(session: Session, run_id: int, done: int, rows: list[_Row],
         new = [r for r in good if r.mobile not in existing]
         cards = []
         if new:
-            session.execute(insert(Member.__table__), [{
-                "mobile": r.mobile, "full_name": r.fields.get("full_name", ""),
-                "email": r.fields.get("email"), "born_on": r.fields.get("born_on"),
-                "gender": r.fields.get("gender"), "address": r.fields.get("address"),
-                "id_number": r.fields.get("id_number"), "mobile_verified": False,
-                "status": MemberStatus.NORMAL.value, "created_at": now,
-                "became_member_at": now if r.plan_id else None, "enroll_source": "import",
-                "custom": r.custom, "session_version": 1} for r in new])
+            _bulk_insert(
+                session, Member.__table__,
+                {"mobile_verified": False, "status": MemberStatus.NORMAL.value,
+                 "created_at": now, "enroll_source": "import", "session_version": 1},
+                ("mobile", "full_name", "email", "born_on", "gender", "address", "id_number",
+                 "became_member_at", "custom"),
+                [(r.mobile, (f := r.fields).get("full_name", ""), f.get("email"),
+                  f.get("born_on"), f.get("gender"), f.get("address"), f.get("id_number"),
+                  now if r.plan_id else None, r.custom) for r in new])
             counts["imported"] = len(new)
             joining = [r for r in new if r.plan_id]
             if joining:
@@ -687,13 +689,43 @@ def _insert_cards(session: Session, cards: list, now) -> None:
         numbers = [new_card_number() if n in taken else n for n in numbers]
     plans = {p.id: p for p in session.scalars(select(CardPlan).where(
         CardPlan.id.in_({r.plan_id for _m, r in cards})))}
-    session.execute(insert(MemberCard.__table__), [{
-        "number": number, "member_id": member_id, "plan_id": r.plan_id,
-        "tier_id": r.tier_id, "status": CardStatus.ACTIVE.value, "issued_at": now,
-        "tier_since_at": now,
-        "expires_at": now + timedelta(days=plans[r.plan_id].validity_days)
-        if plans[r.plan_id].validity_days else None}
-        for number, (member_id, r) in zip(numbers, cards, strict=True)])
+    expiry = {p.id: now + timedelta(days=p.validity_days) if p.validity_days else None
+              for p in plans.values()}
+    _bulk_insert(
+        session, MemberCard.__table__,
+        {"status": CardStatus.ACTIVE.value, "issued_at": now, "tier_since_at": now},
+        ("number", "member_id", "plan_id", "tier_id", "expires_at"),
+        [(number, member_id, r.plan_id, r.tier_id, expiry[r.plan_id])
+         for number, (member_id, r) in zip(numbers, cards, strict=True)])
+
+
+def _bulk_insert(session: Session, table, constants: dict, columns: tuple[str, ...],
+                 rows: list[tuple]) -> None:
+    """INSERT `rows` (values in `columns` order; `constants` the same for every row) with
+    one executemany of the driver. SQLAlchemy's own executemany builds and converts a
+    parameter dict per row, half of a 100,000-row import's time; here the statement is
+    compiled once, the constants converted once, and per row only the columns whose type
+    converts values (dates, times, JSON), by the processors SQLAlchemy itself would use."""
+    connection = session.connection()
+    dialect = connection.dialect
+    names = (*columns, *constants)
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
+
+    def processor(name: str):
+        return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+    convert = [(i, p) for i, name in enumerate(columns) if (p := processor(name))]
+    fixed = [p(v) if (p := processor(n)) else v for n, v in constants.items()]
+    if compiled.positional:
+        pick = itemgetter(*(names.index(n) for n in compiled.positiontup))
+    params = []
+    for row in rows:
+        values = [*row, *fixed]
+        for i, convert_value in convert:
+            values[i] = convert_value(values[i])
+        params.append(pick(values) if compiled.positional else dict(zip(names, values)))
+    if params:
+        connection.exec_driver_sql(compiled.string, params)
 
 
 @jobs.task(retries=0)
