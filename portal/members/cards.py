@@ -146,16 +146,15 @@ def check(session: Session, card: MemberCard, *, status: str, tier_id: int | Non
         errors["reason"] = _("Say why the card is frozen or unfrozen (it goes in the "
                              "audit log).")
     expires_at = card.expires_at
-    if not check_expiry:
-        pass
-    elif card.plan.validity_days is None:
-        if expires_on is not None:
-            errors["expires_on"] = _("Cards of this plan never expire.")
-    elif expires_on is None:
-        errors["expires_on"] = _("Enter the last day the card is valid.")
-    else:
-        # The card is valid through the chosen local day.
-        expires_at = clock.start_of_local_day(expires_on + timedelta(days=1))
+    if check_expiry:
+        if card.plan.validity_days is None:
+            if expires_on is not None:
+                errors["expires_on"] = _("Cards of this plan never expire.")
+        elif expires_on is None:
+            errors["expires_on"] = _("Enter the last day the card is valid.")
+        else:
+            # The card is valid through the chosen local day.
+            expires_at = clock.start_of_local_day(expires_on + timedelta(days=1))
     if tier_id is not None and tier_id != card.tier_id and \
             card.plan_id not in tiers.manual_tier_plans(session):
         errors["tier_id"] = _("This plan computes tiers from experience: they cannot be "

@@ -14,7 +14,7 @@ from portal.members.errors import MemberError
 from portal.members.models import CardStatus, Member, MemberCard, Tier
 from portal.staff.models import AuditEntry
 from portal.wallet import balance as wallet
-from tests.factories import CardPlanFactory, CouponTemplateFactory
+from tests.factories import CardPlanFactory, CouponTemplateFactory, MemberFactory
 from tests.fixtures import count_queries, member_with_card, sign_in_as
 
 
@@ -285,3 +285,22 @@ def test_adding_a_member_without_plan_or_mobile_is_refused_at_the_fields(clerk_c
 def test_member_centre_is_in_every_roles_menu(clerk_client):
     body = clerk_client.get("/admin/").get_data(as_text=True)
     assert "/admin/till" in body
+
+
+def test_member_page_links_the_card_for_managers_only(client, manager, clerk, member):
+    card = _card(member)
+    sign_in_as(client, manager)
+    assert f"/admin/cards/{card.id}" in client.get(
+        f"/admin/members/{member.id}").get_data(as_text=True)
+    sign_in_as(client, clerk)
+    assert f"/admin/cards/{card.id}" not in client.get(
+        f"/admin/members/{member.id}").get_data(as_text=True)
+    assert client.get(f"/admin/cards/{card.id}").status_code == 403
+    assert client.post(f"/admin/cards/{card.id}", data={"status": "frozen",
+                                                        "reason": "x"}).status_code == 403
+
+
+def test_member_centre_shows_a_customer_without_a_card(clerk_client):
+    customer = MemberFactory(full_name="No Card Yet")
+    body = clerk_client.get(f"/admin/till?q={customer.mobile}").get_data(as_text=True)
+    assert "No Card Yet" in body and "without a card" in body
