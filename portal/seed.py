@@ -10,8 +10,13 @@ from sqlalchemy.orm import Session
 
 from portal import clock
 from portal.api.services import create_client
-from portal.benefits.models import Benefit, BenefitKind
-from portal.benefits.models import BenefitPackage, BenefitPackageItem, PackageRule
+from portal.benefits.models import (
+    Benefit,
+    BenefitKind,
+    BenefitPackage,
+    BenefitPackageItem,
+    PackageRule,
+)
 from portal.campaigns.models import Activity, ActivityGift, ActivityKind, ActivityStatus
 from portal.coupons import services as coupons
 from portal.coupons.models import ClaimLink, CouponPackage, CouponTemplate, PackageItem
