@@ -747,3 +747,31 @@ def test_card_and_member_centre_screens(browser, live_server, csrf_live, scene, 
     page.goto("/admin/till/join?mobile=13912340000")
     _shoot(page, "admin-till-join", width, locale, errors)
     context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_customer_import_screens(browser, live_server, csrf_live, scene, width, locale, app,
+                                 tmp_path, monkeypatch):
+    """The customer import: the upload page with its history, and a finished run with a
+    failed row (its counts and the download of the failed rows)."""
+    from portal.imports import customers
+    from tests.unit.test_xlsx import workbook
+
+    monkeypatch.setitem(app.config, "UPLOAD_DIR", str(tmp_path))
+    header = ["Mobile", "Name", "Type", "Card plan", "Tier", "Email", "Date of birth",
+              "Gender", "Address", "ID number"]
+    run = customers.start(db.session, workbook([
+        header, ["13912345601", "Ada Lovelace", "Customer", "", "", "ada@example.com"],
+        ["13912345602", "Grace Hopper", "Customer", "", "", "grace@@example"],
+        ["13912345603", "Mary Somerville", "Customer"]]), filename="march-customers.xlsx",
+        policy="skip", operator_id=scene["owner"].id)
+    context = _context(browser, live_server, width, locale)
+    page = context.new_page()
+    errors = _watch(page)
+    staff_sign_in(page, scene["owner"])
+    for name, url in (("admin-customer-import", "/admin/members/import"),
+                      ("admin-customer-import-run", f"/admin/members/import/{run.id}")):
+        page.goto(url)
+        _shoot(page, name, width, locale, errors)
+    context.close()
