@@ -17,8 +17,8 @@
   second scan makes (must be 0).
 - import_ratio.customers_100k: importing a generated 100,000-row workbook end to end (the
   service, in a child process on a fresh SQLite database), divided by parsing the same file
-  with python-calamine; peak_rss_mb.import_100k: that child's peak RSS (ru_maxrss of
-  RUSAGE_CHILDREN). See bench/customer_import.py.
+  with python-calamine; peak_rss_mb.import_100k: that child's own peak RSS (VmHWM, read by
+  the child as it ends). See bench/customer_import.py.
 Also written to bench/results.json.
 """
 from __future__ import annotations
