@@ -20,6 +20,7 @@ from portal.admin.views import MANAGERS, bp
 from portal.coupons.errors import CouponError
 from portal.coupons.services import parse_product_ids
 from portal.db import db
+from portal.imports import xlsx
 from portal.members import services as members
 from portal.members.models import Segment, Tag
 from portal.money import Money
@@ -520,9 +521,7 @@ def topup_codes_csv(batch_id: int):
     until = clock.local(batch.valid_until).isoformat() if batch.valid_until else ""
     # A scenario starting with = + - @ (or a tab, CR or NUL) would be a formula in a
     # spreadsheet.
-    scenario = batch.scenario
-    if scenario[:1] in ("=", "+", "-", "@", "\t", "\r", "\0"):
-        scenario = "'" + scenario
+    scenario = xlsx.safe(batch.scenario)
     for c in codes:
         writer.writerow([c.code, amount, plan.currency, scenario, until,
                          clock.local(c.redeemed_at).isoformat() if c.redeemed_at else ""])

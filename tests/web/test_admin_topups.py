@@ -278,3 +278,13 @@ def test_cover_image_upload(owner_client):
     r = owner_client.post("/admin/topups/new/fixed", data=bad,
                           content_type="multipart/form-data")
     assert r.status_code == 422 and "not an image" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("scenario", ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)"])
+def test_the_code_csv_keeps_a_formula_like_scenario_as_text(owner_client, scenario):
+    p = _plan(owner_client)
+    batch = plans.generate_codes(db.session, p.id, count=1, scenario=scenario,
+                                 channels=["POS"])
+    r = owner_client.get(f"/admin/topups/codes/{batch.id}.csv")
+    rows = list(csv.reader(io.StringIO(r.get_data(as_text=True))))
+    assert rows[1][3] == "'" + scenario
