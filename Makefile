@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask
 export FLASK_APP := wsgi:app
 
-.PHONY: install run test test-browser test-pg bench lint translations translations-update clean
+.PHONY: install run serve loadtest test test-browser test-pg bench lint translations translations-update clean
 
 install: $(VENV)/.installed static/vendor/.installed translations/.compiled
 
@@ -34,6 +34,14 @@ run: install
 	  trap 'kill $$consumer 2>/dev/null' EXIT INT TERM; \
 	  $(FLASK) run --host 127.0.0.1 --port 5000
 
+# The production set-up on this machine: PostgreSQL, Redis, gunicorn, two consumers.
+serve: install
+	$(PY) -m deploy.serve
+
+# 60 s of mixed load against that set-up on a fresh database, then the drift checks.
+loadtest: install
+	$(PY) -m bench.loadtest
+
 test: install
 	$(PY) -m pytest -q -m "not browser"
 
@@ -48,7 +56,7 @@ bench: install
 	$(PY) -m bench.run
 
 lint: install
-	$(VENV)/bin/ruff check portal tests bench migrations
+	$(VENV)/bin/ruff check portal tests bench deploy migrations gunicorn.conf.py
 
 translations-update: install
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k lazy_ngettext:1,2 -k lazy_pgettext:1c,2 -o translations/messages.pot .
