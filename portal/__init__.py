@@ -44,8 +44,9 @@ def create_app(config: dict | None = None) -> Flask:
     _register_hooks(app)
 
     from portal import cli
-    from portal.web import errors, filters
+    from portal.web import assets, errors, filters
 
+    assets.register(app)
     errors.register(app)
     filters.register(app)
     filters.register_labels(app)

@@ -10,6 +10,14 @@ from portal.extensions import csrf
 bp = Blueprint("health", __name__)
 
 
+@bp.get("/livez")
+@csrf.exempt
+def livez():
+    """The process answers; nothing else is touched (no database, no session). For a
+    liveness probe, and the load test's bare route: what any request costs at least."""
+    return "ok", 200, {"Content-Type": "text/plain"}
+
+
 @bp.get("/healthz")
 @csrf.exempt
 def healthz():

@@ -58,6 +58,42 @@ def test_healthz_is_503_when_the_database_is_down(client):
     assert r.status_code == 503 and r.json["db"] == "down"
 
 
+def test_livez_answers_even_with_the_database_down(client):
+    from portal.db import db
+
+    with mock.patch.object(db.session, "execute",
+                           side_effect=OperationalError("SELECT 1", {}, Exception("down"))):
+        r = client.get("/livez")
+    assert r.status_code == 200 and r.get_data(as_text=True) == "ok"
+
+
+def test_static_addresses_carry_a_version_that_follows_the_content(app, tmp_path):
+    import os
+
+    from flask import url_for
+
+    (tmp_path / "css").mkdir()
+    sheet = tmp_path / "css" / "site.css"
+    sheet.write_text("a { color: red }")
+    real, app.static_folder = app.static_folder, str(tmp_path)
+    try:
+        with app.test_request_context():
+            first = url_for("static", filename="css/site.css")
+            assert first.startswith("/static/css/site.css?v=") and len(first.split("v=")[1]) == 12
+            assert url_for("static", filename="css/site.css") == first
+            sheet.write_text("a { color: blue }")
+            os.utime(sheet, ns=(1, 1))  # a new modification time, whatever the clock's grain
+            assert url_for("static", filename="css/site.css") not in (first, None)
+            assert url_for("static", filename="css/missing.css") == "/static/css/missing.css"
+    finally:
+        app.static_folder = real
+
+
+def test_pages_link_versioned_static_files(client):
+    body = client.get("/sign-in").get_data(as_text=True)
+    assert "/static/css/tessera.css?v=" in body and "/static/vendor/htmx.min.js?v=" in body
+
+
 def test_idle_member_session_expires(client, member):
     from datetime import UTC, datetime, timedelta
 
