@@ -148,8 +148,9 @@ class Stack:
     """gunicorn and two consumers, each in its own session so that a Ctrl-C reaches only
     us and we stop them in order: web first (no new work), then the consumers."""
 
-    def __init__(self, cfg: Settings):
+    def __init__(self, cfg: Settings, output=None):
         self.cfg = cfg
+        self.output = output  # a file for the processes' output (default: ours)
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
@@ -161,7 +162,8 @@ class Stack:
         }
         for name, command in commands.items():
             self.procs[name] = subprocess.Popen(command, env=self.cfg.env, cwd=ROOT,
-                                                start_new_session=True)
+                                                start_new_session=True, stdout=self.output,
+                                                stderr=self.output)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
