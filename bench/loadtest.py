@@ -35,6 +35,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -300,6 +301,8 @@ def main() -> dict[str, float]:
                          bind=os.environ.get("LOADTEST_BIND", "127.0.0.1:8010"))
     if not cfg.bind.startswith(("127.", "localhost")):
         raise SystemExit("The load test runs on loopback only (LOADTEST_BIND=127.0.0.1:…).")
+    # A SIGTERM (timeout, CI) unwinds like Ctrl-C, through the `finally` that stops the stack.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     serve.prepare(cfg, fresh=True)
     # This process builds the app too (the preparation, the checks): the same settings.
     os.environ.update(cfg.env)

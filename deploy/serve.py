@@ -165,9 +165,9 @@ class Stack:
                                                 start_new_session=True, stdout=self.output,
                                                 stderr=self.output)
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, stopping=lambda: False) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stopping():
             self.check_alive()
             try:
                 with urllib.request.urlopen(f"{self.cfg.base_url}/healthz", timeout=2) as r:
@@ -176,6 +176,8 @@ class Stack:
             except OSError:
                 pass
             time.sleep(0.3)
+        if stopping():
+            return
         raise RuntimeError(f"{self.cfg.base_url}/healthz did not answer in {timeout:.0f} s")
 
     def check_alive(self) -> None:
@@ -208,11 +210,11 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop_on_signal)
-    signal.signal(signal.SIGTERM, stop_on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
     stack.start()
     try:
-        stack.wait_ready()
+        stack.wait_ready(stopping=lambda: stopping)
         database = cfg.database_url.rsplit("/", 1)[-1]
         print(f"\nTessera on {cfg.base_url} (admin at /admin): gunicorn with "
               f"{cfg.env['TESSERA_WEB_WORKERS']} workers, database {database}, "
