@@ -61,13 +61,15 @@ def seed() -> None:
                                 if created else "already present, nothing added"))
     if key:
         click.echo(f"Demo till API key (store HQ01, POS; shown once): {key}")
-    click.echo("Demo sign-ins at http://127.0.0.1:5000/admin (password: tessera-demo):")
+    # Where this deployment answers: :5000 for make run, make serve's own bind for it.
+    site = (current_app.config["PUBLIC_URL"] or "").rstrip("/")
+    click.echo(f"Demo sign-ins at {site}/admin (password: tessera-demo):")
     for email, role in (("owner@demo.tessera", "owner"), ("manager@demo.tessera", "manager"),
                         ("clerk@demo.tessera", "clerk")):
         click.echo(f"  {role:8} {email}")
-    click.echo("Members sign in at http://127.0.0.1:5000/sign-in with any demo mobile"
+    click.echo(f"Members sign in at {site}/sign-in with any demo mobile"
                " (e.g. 13800000000); the code shows in a banner.")
-    click.echo("A claim link: http://127.0.0.1:5000/c/welcome10")
+    click.echo(f"A claim link: {site}/c/welcome10")
 
 
 @jobs_cli.command("run")

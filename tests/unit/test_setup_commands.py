@@ -34,3 +34,10 @@ def test_seed_adds_nothing_the_second_time(app, session):
     assert "nothing added" in runner.invoke(args=["seed"]).output
     session.commit()
     assert session.query(Store).count() == 3
+
+
+def test_seed_prints_the_addresses_this_deployment_answers_on(app, session, monkeypatch):
+    monkeypatch.setitem(app.config, "PUBLIC_URL", "http://127.0.0.1:8000/")
+    out = app.test_cli_runner().invoke(args=["seed"]).output
+    assert "http://127.0.0.1:8000/admin " in out and "http://127.0.0.1:8000/sign-in " in out
+    assert ":5000" not in out
