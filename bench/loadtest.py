@@ -205,11 +205,11 @@ class Load:
             expect = {201}
         elif kind == "api_charge":
             charge = (card, self._next(), self.rng.randrange(100, 1_000))
-            request = self._charge_request(client, charge, api, scope)
+            request = charge_request(client, charge, api, scope)
             expect = {201}
         else:  # a till that did not hear the answer sends the same charge again
             charge = self.rng.choice(tally.charges)
-            request = self._charge_request(client, charge, api, scope)
+            request = charge_request(client, charge, api, scope)
             expect = {200}
         start = time.perf_counter()
         try:
@@ -230,12 +230,13 @@ class Load:
         elif kind == "api_order":
             tally.orders.add(order_id)
 
-    @staticmethod
-    def _charge_request(client, charge, api, scope):
-        card, key, amount = charge
-        return client.build_request("POST", f"/api/v1/cards/{card}/charges", headers=api,
-                                    json={**scope, "amount": amount, "currency": "CNY",
-                                          "idempotency_key": key})
+
+
+def charge_request(client, charge: tuple[str, str, int], api: dict, scope: dict):
+    card, key, amount = charge
+    return client.build_request("POST", f"/api/v1/cards/{card}/charges", headers=api,
+                                json={**scope, "amount": amount, "currency": "CNY",
+                                      "idempotency_key": key})
 
 
 async def run_for(base_url: str, seconds: float, work) -> float:
@@ -255,14 +256,14 @@ async def run_for(base_url: str, seconds: float, work) -> float:
         return time.perf_counter() - start
 
 
-async def settle(base_url: str, fixture: Fixture, tally: Tally, load: Load) -> None:
+async def settle(base_url: str, fixture: Fixture, tally: Tally) -> None:
     """Charges whose answer was lost: send them again (same key) to learn whether they were
     made; the idempotency key makes that safe either way."""
     import httpx
 
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         for card, key, amount in tally.unsure:
-            r = await client.send(load._charge_request(
+            r = await client.send(charge_request(
                 client, (card, key, amount),
                 {"Authorization": f"Bearer {fixture.keys[0]}"},
                 {"store_code": "HQ01", "channel": "POS"}))
@@ -331,7 +332,7 @@ def main() -> dict[str, float]:
             bare_elapsed = asyncio.run(run_for(
                 cfg.base_url, BARE_SECONDS, lambda c: _bare(c, bare)))
             for t in (warm, tally):
-                asyncio.run(settle(cfg.base_url, fixture, t, load))
+                asyncio.run(settle(cfg.base_url, fixture, t))
             stack.check_alive()
         finally:
             stack.stop()

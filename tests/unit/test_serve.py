@@ -2,12 +2,14 @@
 test's arithmetic (its percentiles and drift check decide whether a run passes)."""
 from __future__ import annotations
 
+import asyncio
 import runpy
 from pathlib import Path
 
+import httpx
 import pytest
 
-from bench.loadtest import balance_drift, percentile
+from bench.loadtest import Fixture, Load, Tally, balance_drift, percentile
 from deploy.serve import settings
 
 GUNICORN_CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
@@ -116,3 +118,39 @@ def test_drift_names_each_card_that_moved_more_or_less_than_its_charges():
     after = {"A": 9_000, "B": 5_000}
     # A: a charge counted once but taken twice; B: a charge the server said it made, unmade.
     assert balance_drift(before, after, {"A": 500, "B": 300}) == {"A": 500, "B": -300}
+
+
+def _one(kind: str, answer: int | Exception) -> Tally:
+    """One request of `kind` from the load generator, answered with `answer`."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(answer, json={})
+
+    fixture = Fixture(cookies=["c1"], cards=["9000"], keys=["tk_x"], cookie_name="session")
+    tally = Tally()
+
+    async def go():
+        async with httpx.AsyncClient(base_url="http://t",
+                                     transport=httpx.MockTransport(handler)) as client:
+            await Load(fixture, "run", seed=1).one(client, tally, kind)
+
+    asyncio.run(go())
+    return tally
+
+
+def test_load_counts_a_charge_the_server_made_and_nothing_else():
+    made = _one("api_charge", 201)
+    assert dict(made.charged) == {"9000": made.charges[0][2]} and not made.errors
+    refused = _one("api_charge", 409)
+    assert not refused.charged and refused.errors == {"api_charge:409": 1}
+    lost = _one("api_charge", httpx.ReadTimeout("slow"))
+    assert not lost.charged and len(lost.unsure) == 1  # settled later by sending it again
+    assert lost.errors == {"api_charge:ReadTimeout": 1}
+
+
+def test_load_expects_201_for_orders_and_200_for_pages():
+    assert _one("api_order", 201).orders and not _one("api_order", 201).errors
+    assert _one("api_order", 200).errors == {"api_order:200": 1}  # a replayed order id
+    assert not _one("member_home", 200).errors
+    assert _one("member_home", 302).errors == {"member_home:302": 1}  # session refused
