@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import BigInteger, and_, cast, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from portal.coupons.models import Coupon, CouponTemplate, MemberTemplateCount
@@ -50,6 +50,11 @@ class Check:
     run: Callable[[Session], tuple[int, Iterator[Mismatch]]]
 
 
+def _sum(column):
+    # PostgreSQL sums a bigint as numeric (a Decimal here): back to an integer.
+    return cast(func.sum(column), BigInteger)
+
+
 def _count(session: Session, model, *where) -> int:
     return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
@@ -57,8 +62,8 @@ def _count(session: Session, model, *where) -> int:
 def ledger_accounts(session: Session) -> tuple[int, Iterator[Mismatch]]:
     """An account's cached balance equals the sum of its entries, the balance the newest
     entry recorded, and what its credits have left unspent (the lots points expire from)."""
-    sums = (select(Entry.account_id, func.sum(Entry.delta).label("total"),
-                   func.sum(Entry.open_amount).label("open"), func.max(Entry.id).label("last"))
+    sums = (select(Entry.account_id, _sum(Entry.delta).label("total"),
+                   _sum(Entry.open_amount).label("open"), func.max(Entry.id).label("last"))
             .group_by(Entry.account_id).subquery())
     last = aliased(Entry)
     total = func.coalesce(sums.c.total, 0)
@@ -167,7 +172,7 @@ def smart_plan_stock(session: Session) -> tuple[int, Iterator[Mismatch]]:
 def gift_card_balances(session: Session) -> tuple[int, Iterator[Mismatch]]:
     """A card's history (what staff and the holder see) adds up to its ledger balance."""
     history = (select(GiftCardTransaction.card_id,
-                      func.sum(GiftCardTransaction.amount_minor).label("total"))
+                      _sum(GiftCardTransaction.amount_minor).label("total"))
                .group_by(GiftCardTransaction.card_id).subquery())
     shown = func.coalesce(history.c.total, 0)
     held = func.coalesce(Account.balance, 0)
@@ -185,7 +190,7 @@ def gift_card_balances(session: Session) -> tuple[int, Iterator[Mismatch]]:
 
 def gift_card_charge_refunds(session: Session) -> tuple[int, Iterator[Mismatch]]:
     refunds = (select(GiftCardTransaction.charge_id,
-                      func.sum(GiftCardTransaction.amount_minor).label("total"))
+                      _sum(GiftCardTransaction.amount_minor).label("total"))
                .where(GiftCardTransaction.kind == TransactionKind.REFUND,
                       GiftCardTransaction.charge_id.is_not(None))
                .group_by(GiftCardTransaction.charge_id).subquery())
@@ -203,9 +208,9 @@ def prepaid_charge_refunds(session: Session) -> tuple[int, Iterator[Mismatch]]:
     """A prepaid charge's refunded amounts (in all, of principal, of bonus) add up its
     refunds."""
     refunds = (select(ChargeRefund.charge_id,
-                      func.sum(ChargeRefund.amount_minor).label("amount"),
-                      func.sum(ChargeRefund.principal_minor).label("principal"),
-                      func.sum(ChargeRefund.bonus_minor).label("bonus"))
+                      _sum(ChargeRefund.amount_minor).label("amount"),
+                      _sum(ChargeRefund.principal_minor).label("principal"),
+                      _sum(ChargeRefund.bonus_minor).label("bonus"))
                .group_by(ChargeRefund.charge_id).subquery())
     pairs = (("refunded_minor", Charge.refunded_minor, refunds.c.amount),
              ("refunded_principal_minor", Charge.refunded_principal_minor,
@@ -230,7 +235,7 @@ def prepaid_charge_refunds(session: Session) -> tuple[int, Iterator[Mismatch]]:
 
 def payment_refunds(session: Session) -> tuple[int, Iterator[Mismatch]]:
     refunds = (select(PaymentRefund.payment_id,
-                      func.sum(PaymentRefund.amount_minor).label("total"))
+                      _sum(PaymentRefund.amount_minor).label("total"))
                .group_by(PaymentRefund.payment_id).subquery())
     total = func.coalesce(refunds.c.total, 0)
     rows = session.execute(
