@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text
 
 from portal import clock, jobs, ledger
 from portal.consistency import services as consistency
@@ -207,20 +207,21 @@ def test_the_night_runs_once_per_day(session, books, owner):
     assert len(owner_mail()) == 2       # still wrong the next night: told again
 
 
-def test_a_lost_race_for_the_night_records_nothing(session, books, owner):
-    """Two consumers start the night together: the second finds the unique day taken."""
+def test_a_lost_race_for_the_night_records_nothing(session, books, owner, monkeypatch):
+    """Two consumers start the night together: both find no run for the day, the other
+    records first, and this one's record hits the unique day and is rolled back."""
     corrupt("UPDATE coupon_templates SET inventory_left = 9")
-    checked = consistency.check(session)
-    with transaction(session):
-        consistency._record(session, checked, trigger="daily", daily_on=clock.today())
     real_check = consistency.check
-    consistency.check = lambda s, **kw: checked     # passed the "already run?" test first
-    try:
-        session.execute(text("SELECT 1"))
-        assert consistency.nightly(session) is None
-    finally:
-        consistency.check = real_check
-    assert session.scalar(select(CheckRun.id).where(CheckRun.trigger == "daily"))
+
+    def other_consumer_records_meanwhile(s, **kw):
+        result, theirs = real_check(s, **kw), real_check(s)
+        with transaction(s):
+            consistency._record(s, theirs, trigger="daily", daily_on=clock.today())
+        return result
+
+    monkeypatch.setattr(consistency, "check", other_consumer_records_meanwhile)
+    assert consistency.nightly(session) is None
+    assert session.scalar(select(func.count(CheckRun.id))) == 1
     assert len(owner_mail()) == 1
 
 
