@@ -1,4 +1,5 @@
-"""Command-line tasks: `flask db upgrade`, `flask seed`, `flask jobs run`, `flask staff create`."""
+"""Command-line tasks: `flask db upgrade`, `flask seed`, `flask jobs run`, `flask staff create`,
+`flask consistency check`."""
 from __future__ import annotations
 
 import click
@@ -12,6 +13,7 @@ jobs_cli = AppGroup("jobs", help="The job queue.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
 plans_cli = AppGroup("plans", help="Card plans.")
 stores_cli = AppGroup("stores", help="Stores.")
+consistency_cli = AppGroup("consistency", help="Cached balances and stock against their rows.")
 
 
 def alembic_config(url: str | None = None):
@@ -160,12 +162,34 @@ def create_store(name, code, organisation, store_group) -> None:
     click.echo(f"Created store {store.id}: {store.name} ({store.code})")
 
 
+@consistency_cli.command("check")
+def consistency_check() -> None:
+    """Check every cached balance and stock counter now; exit 1 on a mismatch.
+
+    Read-only: it records the run and mails the owners what disagrees, fixing nothing."""
+    from portal.consistency import services as consistency
+    from portal.db import db
+
+    result = consistency.run_check(db.session)
+    for name, counts in result.by_check.items():
+        click.echo(f"{name:28} {counts['rows']:>10} rows  {counts['mismatches']:>6} mismatches")
+    for m in result.mismatches:
+        click.echo(f"  {m.check}: {m.table} #{m.row_id} {m.field} expected {m.expected},"
+                   f" found {m.actual}" + (f" ({m.owner})" if m.owner else ""))
+    verdict = "consistent" if result.ok else f"{result.mismatch_count} MISMATCHES"
+    click.echo(f"Run {result.run_id}: {verdict} in {result.duration_ms} ms"
+               + (f"; {result.reported_to} owner(s) mailed" if not result.ok else ""))
+    if not result.ok:
+        raise SystemExit(1)
+
+
 def register(app) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(staff_cli)
     app.cli.add_command(plans_cli)
     app.cli.add_command(stores_cli)
+    app.cli.add_command(consistency_cli)
     app.cli.add_command(seed)
     app.cli.add_command(create_api_client)
 

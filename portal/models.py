@@ -14,6 +14,7 @@ from portal.campaigns.models import (  # noqa: F401
     Grant,
     Participation,
 )
+from portal.consistency.models import CheckRun  # noqa: F401
 from portal.coupons.models import (  # noqa: F401
     ClaimLink,
     Coupon,

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 
 from portal import clock, reports
 from portal.admin.views import bp
+from portal.consistency import services as consistency
 from portal.db import db
 from portal.members import services as members
 from portal.staff.models import Role
@@ -84,7 +85,10 @@ def dashboard():
         return render("admin/dashboard.html", counts=counts, board=None)
     period, errors = read_period(request.args)
     board = reports.dashboard(db.session, period)
+    # Owners get the consistency check's mail; the warning stays until a run is clean.
+    check = consistency.latest(db.session) if current_staff().role == Role.OWNER else None
     return render("admin/dashboard.html", counts=counts, board=board, errors=errors,
+                  check=check if check is not None and check.mismatch_count else None,
                   charts=_charts(board), presets=reports.PRESETS, today=clock.today(),
                   currency=current_app.config["DEFAULT_CURRENCY"],
                   args=request.args, status=422 if errors else 200)

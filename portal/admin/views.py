@@ -226,6 +226,7 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     activities,
     benefits,
     cards,
+    consistency,
     coupons,
     dashboard,
     giftcard_imports,

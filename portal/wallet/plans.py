@@ -37,6 +37,7 @@ from portal.wallet.models import (
     PlanStatus,
     RechargeCode,
     RechargeCodeBatch,
+    SmartTier,
     Topup,
     TopupPlan,
     TopupStatus,
@@ -361,6 +362,22 @@ def create(session: Session, kind: str, data: dict, *, operator_id: int | None,
         return plan
 
 
+def units_sold(session: Session, plan) -> int:
+    """The units of a limited plan (TopupPlan or SmartPlan) that top-ups hold. While the
+    plan is unlimited nothing counts them down, so they are the top-ups that still hold
+    one from when it was limited: a stock set again starts below them, as the nightly
+    consistency check expects (portal.consistency.checks)."""
+    if plan.stock_left is not None and plan.stock_total is not None:
+        return plan.stock_total - plan.stock_left
+    query = select(func.count(Topup.id)).where(Topup.holds_stock.is_(True))
+    if isinstance(plan, TopupPlan):
+        query = query.where(Topup.plan_id == plan.id)
+    else:
+        query = query.join(SmartTier, SmartTier.id == Topup.smart_tier_id).where(
+            Topup.plan_id.is_(None), SmartTier.plan_id == plan.id)
+    return session.scalar(query) or 0
+
+
 def update(session: Session, plan_id: int, data: dict, *, operator_id: int | None
            ) -> TopupPlan:
     """Save the merchant's changes. Top-ups already made keep what they were given (each
@@ -379,8 +396,7 @@ def update(session: Session, plan_id: int, data: dict, *, operator_id: int | Non
             errors = {}
         except PlanError as e:
             values, errors = None, dict(e.details.get("errors", {}))
-        sold = (plan.stock_total - plan.stock_left) if plan.stock_total is not None \
-            and plan.stock_left is not None else 0
+        sold = units_sold(session, plan)
         total = (values or {}).get("stock_total", data.get("stock_total"))
         if _is_int(total) and total < sold:
             errors.setdefault("stock_total", _("%(n)d are already taken: the stock cannot be "

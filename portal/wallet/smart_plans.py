@@ -254,8 +254,7 @@ def update(session: Session, plan_id: int, data: dict, *, operator_id: int | Non
             errors = {}
         except PlanError as e:
             values, errors = None, dict(e.details.get("errors", {}))
-        sold = (plan.stock_total - plan.stock_left) if plan.stock_total is not None \
-            and plan.stock_left is not None else 0
+        sold = plans.units_sold(session, plan)
         total = (values or {}).get("stock_total", data.get("stock_total"))
         if _is_int(total) and total < sold:
             errors.setdefault("stock_total", _("%(n)d are already taken: the stock cannot be "

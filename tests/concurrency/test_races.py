@@ -578,3 +578,38 @@ def test_two_approvals_of_one_student_request_at_once_give_one_gift(app, session
     session.expire_all()
     assert session.scalar(select(func.count(Coupon.id)).where(
         Coupon.member_id == member.id)) == 1
+
+
+def test_the_consistency_check_sees_no_mismatch_while_coupons_and_points_move(app, session,
+                                                                             plan):
+    """Each invariant is one statement, one snapshot: a claim or a spend committing during
+    the check is counted on both sides or on neither."""
+    from portal.consistency import services as consistency
+    from portal.coupons import services as coupons
+    from tests.factories import CouponTemplateFactory
+
+    template = CouponTemplateFactory(inventory_total=1000, inventory_left=1000)
+    members = _member_ids(plan, 24)
+    with transaction(session):
+        for m in members:
+            acc = ledger.account(session, AccountKind.POINTS, "member", m)
+            ledger.post(session, acc, 100, reason="grant", key="g")
+
+    def work(s, i):
+        if i % 3 == 0:
+            return [consistency.check(s) for _ in range(3)]
+        m = members[i % len(members)]
+        for n in range(5):
+            coupons.issue(s, member_id=m, template_id=template.id, notify=False,
+                          source=coupons.Source("test"), key=f"race:{i}:{n}")
+            with transaction(s):
+                acc = ledger.account(s, AccountKind.POINTS, "member", m)
+                ledger.post(s, acc, -3, reason="spend", key=f"spend:{i}:{n}")
+        return None
+
+    results = run_concurrently(app, work, list(range(36)))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    checks = [c for r in results if isinstance(r, list) for c in r]
+    assert len(checks) == 36
+    assert all(r.ok for r in checks), [r.mismatches for r in checks if not r.ok]
+    assert consistency.check(session).ok
