@@ -9,6 +9,8 @@ serves `make serve`, a systemd unit and a container alike:
 """
 import os
 
+from portal import gunicorn_hooks
+
 
 def _positive_int(name: str, default: int) -> int:
     raw = os.environ.get(name, str(default))
@@ -42,12 +44,15 @@ preload_app = False
 # being killed as unresponsive.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
-# Logs to stdout/stderr, for systemd's journal or the container's log driver.
-accesslog = "-"
+# Logs to stdout/stderr, for systemd's journal or the container's log driver, in the app's
+# own format (TESSERA_LOG_FORMAT). The app writes the access line itself, with the request
+# id and the route, so gunicorn's own access log stays off.
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("TESSERA_WEB_LOGLEVEL", "info")
-# Client (as the front server saw it), request line, status, bytes, milliseconds, referrer,
-# user agent. %(h)s is the front server's own address behind a proxy, so the forwarded one
-# comes first.
-access_log_format = ('%({x-forwarded-for}i)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms '
-                     '"%(f)s" "%(a)s"')
+logconfig_dict = gunicorn_hooks.logconfig_dict()
+
+# Metrics across workers (PROMETHEUS_MULTIPROC_DIR, set in gunicorn's environment only):
+# emptied at start, a dead worker's gauges dropped.
+on_starting = gunicorn_hooks.on_starting
+child_exit = gunicorn_hooks.child_exit

@@ -161,7 +161,12 @@ class Stack:
             "jobs (--no-periodic)": [flask, "jobs", "run", "--workers", "2", "--no-periodic"],
         }
         for name, command in commands.items():
-            self.procs[name] = subprocess.Popen(command, env=self.cfg.env, cwd=ROOT,
+            env = self.cfg.env
+            if name == "web":
+                # Only gunicorn's workers share a metrics directory (docs/operations.md).
+                env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(
+                    ROOT / "instance" / f"metrics-{self.cfg.bind.replace(':', '-')}")}
+            self.procs[name] = subprocess.Popen(command, env=env, cwd=ROOT,
                                                 start_new_session=True, stdout=self.output,
                                                 stderr=self.output)
 

@@ -1,8 +1,6 @@
 """Tessera: the membership-marketing portal."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, g, request, session
 
 from portal import clock
@@ -15,7 +13,6 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder="../templates", static_folder="../static",
                 instance_path=str(config_module.INSTANCE))
     app.config.update(config_module.load(config))
-    logging.basicConfig(level=logging.INFO)
     clock.set_timezone(app.config["TIMEZONE"])
     if app.config["PROXY_COUNT"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -24,6 +21,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     database.init_app(app)
+    # Imported here: gunicorn's master imports `portal` and must not create metrics.
+    from portal import observability
+
+    observability.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale)

@@ -77,7 +77,11 @@ def seed() -> None:
 @jobs_cli.command("run")
 @click.option("--workers", default=2, show_default=True)
 @click.option("--no-periodic", is_flag=True, help="Leave the schedule to another consumer.")
-def run_jobs(workers: int, no_periodic: bool) -> None:
+@click.option("--metrics-port", type=int,
+              help="Serve this consumer's job metrics for Prometheus on this port.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True)
+def run_jobs(workers: int, no_periodic: bool, metrics_port: int | None,
+             metrics_address: str) -> None:
     """Run a Huey consumer (only one consumer should run the periodic schedule)."""
     from huey.consumer import Consumer
 
@@ -85,6 +89,11 @@ def run_jobs(workers: int, no_periodic: bool) -> None:
     from portal.notifications import services  # noqa: F401 - registers tasks
 
     jobs._app = current_app._get_current_object()
+    if metrics_port:
+        # Jobs run here, not in the web workers: their counters are this process's.
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_address)
     Consumer(jobs.huey, workers=workers, worker_type="thread",
              periodic=not no_periodic, check_worker_health=True).run()
 

@@ -1,6 +1,7 @@
 """Settings from TESSERA_* environment variables, with safe development defaults."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -23,6 +24,14 @@ def _env(name: str, default: str | None = None) -> str | None:
 def _flag(name: str, default: bool) -> bool:
     value = _env(name)
     return default if value is None else value.lower() in {"1", "true", "yes", "on"}
+
+
+def _networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(n.strip(), strict=False) for n in value.split(",")
+                if n.strip()]
+    except ValueError as e:
+        raise ConfigError(f"TESSERA_METRICS_ALLOW: {e}") from None
 
 
 def load(overrides: dict | None = None) -> dict:
@@ -95,6 +104,16 @@ def load(overrides: dict | None = None) -> dict:
         # Stripe wants a checkout to expire at least 30 minutes after it is created; 35
         # leaves room for the time between our row and Stripe's call.
         "PAYMENT_TTL": timedelta(minutes=35),
+        # Logs: one JSON object a line for log collectors in production, readable text on a
+        # developer's terminal and under tests.
+        "LOG_FORMAT": _env("LOG_FORMAT", "text" if dev_like else "json"),
+        "LOG_LEVEL": _env("LOG_LEVEL", "INFO").upper(),
+        # Statements slower than this are logged (without their parameters) and counted.
+        "SLOW_QUERY_MS": int(_env("SLOW_QUERY_MS", "200")),
+        # /metrics answers a bearer token or these networks; in production, nobody by default.
+        "METRICS_TOKEN": _env("METRICS_TOKEN"),
+        "METRICS_ALLOW": _networks(_env("METRICS_ALLOW",
+                                        "127.0.0.1/32,::1/128" if dev_like else "")),
     }
     if overrides:
         cfg.update(overrides)
@@ -106,6 +125,8 @@ def load(overrides: dict | None = None) -> dict:
         if not cfg["STRIPE_WEBHOOK_SECRET"] or not cfg["PUBLIC_URL"]:
             raise ConfigError("Set TESSERA_STRIPE_WEBHOOK_SECRET and TESSERA_PUBLIC_URL with "
                               "the Stripe key.")
+    if cfg["LOG_FORMAT"] not in {"json", "text"}:
+        raise ConfigError("TESSERA_LOG_FORMAT must be json or text.")
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", cfg["BRAND_COLOR"]):
         raise ConfigError("TESSERA_BRAND_COLOR must be a colour like #0f766e.")
     return cfg

@@ -7,7 +7,6 @@ Redis when TESSERA_REDIS_URL is set; immediate (in-process) under tests.
 """
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -15,9 +14,8 @@ from functools import wraps
 
 from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
 
+from portal import observability
 from portal.config import INSTANCE
-
-log = logging.getLogger(__name__)
 
 
 def _make_huey():
@@ -58,7 +56,7 @@ def task(**options):
     def decorate(fn):
         @wraps(fn)
         def run(*args, **kwargs):
-            with _app_context():
+            with _app_context(), observability.job_run("task", fn.__name__):
                 return fn(*args, **kwargs)
 
         return huey.task(name=fn.__name__, **options)(run)
@@ -88,23 +86,23 @@ def on_daily(name: str):
 
 def run_tick() -> dict[str, object]:
     """Run every minute sweep once; one failing sweep does not stop the others."""
-    return _run(TICK_HANDLERS)
+    return _run("tick", TICK_HANDLERS)
 
 
 def run_daily() -> dict[str, object]:
-    return _run(DAILY_HANDLERS)
+    return _run("daily", DAILY_HANDLERS)
 
 
-def _run(handlers: dict[str, Callable]) -> dict[str, object]:
+def _run(kind: str, handlers: dict[str, Callable]) -> dict[str, object]:
     from portal.db import db
 
     results: dict[str, object] = {}
     with _app_context():
         for name, handler in handlers.items():
             try:
-                results[name] = handler(db.session)
-            except Exception:  # noqa: BLE001 - logged, retried on the next tick
-                log.exception("tick handler %s failed", name)
+                with observability.job_run(kind, name):
+                    results[name] = handler(db.session)
+            except Exception:  # noqa: BLE001 - logged by job_run, retried on the next tick
                 results[name] = "failed"
                 db.session.rollback()
     return results

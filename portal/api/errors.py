@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from portal import logs
+
 
 class ApiProblem(Exception):
     """An RFC 9457 problem: `code` is stable for programs, `detail` is for people."""
@@ -16,6 +18,8 @@ class ApiProblem(Exception):
                 "status": self.status, "code": self.code, **self.extra}
         if self.detail:
             body["detail"] = self.detail
+        # Quoted to support, it leads to this request's log lines.
+        body["request_id"] = logs.request_id()
         response = jsonify(body)
         response.status_code = self.status
         response.mimetype = "application/problem+json"

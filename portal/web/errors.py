@@ -5,6 +5,7 @@ from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
+from portal import logs
 from portal.web.render import render
 
 MESSAGES = {
@@ -31,9 +32,10 @@ def _error_page(status: int, detail: str | None = None):
                                    429: "too_many_requests"}.get(status, f"http_{status}"),
                           str(title)).response()
     if request.accept_mimetypes.best == "application/json":
-        return jsonify(error={"status": status, "message": str(message)}), status
+        return jsonify(error={"status": status, "message": str(message),
+                              "request_id": logs.request_id()}), status
     return render("errors/error.html", block="content", status=status, code=status,
-                  title=title, message=message)
+                  title=title, message=message, request_id=logs.request_id())
 
 
 def register(app) -> None:
