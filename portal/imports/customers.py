@@ -14,21 +14,25 @@ whose worker died is resumed by the minute sweep exactly where it stopped.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import secrets
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, or_, select, update
@@ -269,6 +273,11 @@ def new_card_number() -> str:
 
 # --- one row -------------------------------------------------------------------------------
 
+class _Plan(NamedTuple):
+    id: int
+    name: str
+
+
 @dataclass
 class _Context:
     """What every row of one file is checked against, worked out once for the file."""
@@ -278,7 +287,7 @@ class _Context:
     region: str
     policy: str
     plans: dict
-    default_plan: CardPlan | None
+    default_plan: _Plan | None
     tiers: dict
     lowest: dict
     members: set
@@ -315,7 +324,10 @@ _REMEMBER = 50_000
 
 
 def _context(session: Session, run: CustomerImport, index: dict, custom: list) -> _Context:
-    plans = list(session.scalars(select(CardPlan).order_by(CardPlan.id)))
+    # Plain values, not ORM objects: the rows are checked on a second thread, which must
+    # never load anything through this session.
+    plans = [_Plan(p.id, p.name) for p in session.scalars(
+        select(CardPlan).order_by(CardPlan.id))]
     tiers = list(session.scalars(select(Tier).order_by(Tier.plan_id, Tier.rank)))
     by_name, lowest = {}, {}
     for tier in tiers:
@@ -325,14 +337,12 @@ def _context(session: Session, run: CustomerImport, index: dict, custom: list) -
     for gender, label in GENDER_LABELS.items():
         for word in _words(label) | {gender.value}:
             genders[word] = gender.value
-    default = session.scalar(select(CardPlan).order_by(CardPlan.is_default.desc(),
-                                                       CardPlan.id).limit(1))
     at = tuple(index[name] for name, _label in COLUMNS)
     return _Context(
         index=index, custom=custom, region=current_app.config["DEFAULT_REGION"],
         policy=run.policy,
         plans={p.name.strip().casefold(): p for p in reversed(plans)},
-        default_plan=default if len(plans) == 1 else None, tiers=by_name, lowest=lowest,
+        default_plan=plans[0] if len(plans) == 1 else None, tiers=by_name, lowest=lowest,
         members=_words(KIND_MEMBER), customers=_words(KIND_CUSTOMER), genders=genders,
         labels={name: str(label) for name, label in COLUMNS},
         at=at, width=max([*at, *(i for i, _a in custom)]) + 1,
@@ -581,14 +591,53 @@ def process(session: Session, run_id: int, *, chunk: int | None = None) -> bool:
             ctx.seen.setdefault(mobile(raw, ctx.region), number)
         except MemberError:
             pass
-    size = chunk or CHUNK
-    while batch := list(islice(rows.rows, size)):
-        checked = [_check(ctx, number, values) for number, values in batch]
-        if not _write(session, run_id, done, checked, ctx.policy):
-            return False
-        done += len(batch)
+    with _checked_ahead(ctx, rows.rows, chunk or CHUNK) as chunks:
+        for checked in chunks:
+            if not _write(session, run_id, done, checked, ctx.policy):
+                return False
+            done += len(checked)
     _finish(session, run_id, path, status=RunStatus.DONE, rows_total=done)
     return True
+
+
+@contextmanager
+def _checked_ahead(ctx: _Context, rows: Iterator, size: int) -> Iterator[Iterator[list]]:
+    """The rows, read and checked a chunk at a time on a second thread, one chunk ahead
+    of the caller. The database drivers let go of the GIL while they insert, so the next
+    chunk is read and checked while this one is written. The checks touch only `ctx` (plain values, no session)
+    and give their messages in the caller's language."""
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    app = current_app._get_current_object()
+    language = str(get_locale() or "en")
+
+    def check_all() -> None:
+        try:
+            with app.app_context(), force_locale(language):
+                while not stop.is_set() and (batch := list(islice(rows, size))):
+                    ready.put([_check(ctx, number, values) for number, values in batch])
+            ready.put(None)
+        except BaseException as e:  # noqa: BLE001 - raised again on the caller's thread
+            ready.put(e)
+
+    def chunks() -> Iterator[list]:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    worker = threading.Thread(target=check_all, name="customer-import-checks", daemon=True)
+    worker.start()
+    try:
+        yield chunks()
+    finally:
+        stop.set()
+        while worker.is_alive():      # unblock a put the caller will never take
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
 
 
 def _finish(session: Session, run_id: int, path: Path, *, status: str,
