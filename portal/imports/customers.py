@@ -604,8 +604,8 @@ def process(session: Session, run_id: int, *, chunk: int | None = None) -> bool:
 def _checked_ahead(ctx: _Context, rows: Iterator, size: int) -> Iterator[Iterator[list]]:
     """The rows, read and checked a chunk at a time on a second thread, one chunk ahead
     of the caller. The database drivers let go of the GIL while they insert, so the next
-    chunk is read and checked while this one is written. The checks touch only `ctx` (plain values, no session)
-    and give their messages in the caller's language."""
+    chunk is read and checked while this one is written. The checks touch only `ctx`
+    (plain values, no session) and give their messages in the caller's language."""
     ready: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     app = current_app._get_current_object()
@@ -772,7 +772,8 @@ def _bulk_insert(session: Session, table, constants: dict, columns: tuple[str, .
         values = [*row, *fixed]
         for i, convert_value in convert:
             values[i] = convert_value(values[i])
-        params.append(pick(values) if compiled.positional else dict(zip(names, values)))
+        params.append(pick(values) if compiled.positional
+                      else dict(zip(names, values, strict=True)))
     if params:
         connection.exec_driver_sql(compiled.string, params)
 
