@@ -26,6 +26,8 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Where `make serve`'s two consumers serve their job metrics (docs/operations.md).
+JOB_METRICS_PORTS = (9101, 9102)
 
 
 @dataclass
@@ -148,9 +150,11 @@ class Stack:
     """gunicorn and two consumers, each in its own session so that a Ctrl-C reaches only
     us and we stop them in order: web first (no new work), then the consumers."""
 
-    def __init__(self, cfg: Settings, output=None):
+    def __init__(self, cfg: Settings, output=None, job_metrics_ports: tuple[int, int] = ()):
         self.cfg = cfg
         self.output = output  # a file for the processes' output (default: ours)
+        # Each consumer serves its own job metrics (they are not gunicorn's workers).
+        self.job_metrics_ports = job_metrics_ports
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
@@ -160,6 +164,9 @@ class Stack:
             "jobs (schedule)": [flask, "jobs", "run", "--workers", "2"],
             "jobs (--no-periodic)": [flask, "jobs", "run", "--workers", "2", "--no-periodic"],
         }
+        consumers = [command for name, command in commands.items() if name != "web"]
+        for command, port in zip(consumers, self.job_metrics_ports, strict=False):
+            command += ["--metrics-port", str(port)]
         for name, command in commands.items():
             env = self.cfg.env
             if name == "web":
@@ -208,7 +215,7 @@ class Stack:
 def main() -> int:
     cfg = settings(os.environ)
     prepare(cfg)
-    stack = Stack(cfg)
+    stack = Stack(cfg, job_metrics_ports=JOB_METRICS_PORTS)
     stopping = False
 
     def stop_on_signal(signum, _frame):
@@ -225,6 +232,8 @@ def main() -> int:
               f"{cfg.env['TESSERA_WEB_WORKERS']} workers, database {database}, "
               f"Redis {cfg.env['TESSERA_REDIS_URL']}, two job consumers (one with the "
               "schedule).")
+        print(f"  Metrics: {cfg.base_url}/metrics (web), http://127.0.0.1:"
+              f"{JOB_METRICS_PORTS[0]}/ and :{JOB_METRICS_PORTS[1]}/ (the consumers' jobs).")
         for note in cfg.notes:
             print(f"  {note}")
         print("Ctrl-C stops everything.\n", flush=True)
