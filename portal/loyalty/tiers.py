@@ -357,7 +357,7 @@ def release(session: Session, plan_id: int, *, operator_id: int) -> TierSettings
                                  for t in pt.tiers]})
         from portal.db import after_commit
 
-        after_commit(session, lambda: recalculate_task(plan_id))
+        after_commit(session, lambda: jobs.wake(recalculate_task, plan_id))
         return settings
 
 
