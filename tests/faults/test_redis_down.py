@@ -110,22 +110,28 @@ def test_pages_serve_and_codes_fail_closed_until_redis_is_back(app, server, redi
     assert redis.Redis(db=REDIS_DB).dbsize() > 0
 
 
+def _refused(redis_proxy, name: str, fn):
+    """`fn` as a task of a queue in a Redis that is away: queueing it raises."""
+    from huey import RedisHuey
+    from redis import ConnectionPool
+
+    redis_proxy.down()
+    queue = RedisHuey("faults", connection_pool=ConnectionPool.from_url(
+        f"redis://127.0.0.1:{redis_proxy.port}/{REDIS_DB}"))
+    return queue.task(name=name)(fn)
+
+
 def test_a_wake_up_the_queue_refuses_is_logged_counted_and_swept(session, redis_proxy,
                                                                   monkeypatch, caplog):
-    from huey import RedisHuey
     from prometheus_client import REGISTRY
-    from redis import ConnectionPool
 
     from portal import jobs
     from portal.db import transaction
     from portal.notifications import services as notifications
     from portal.notifications.models import Channel, OutboxStatus
 
-    redis_proxy.down()
-    queue = RedisHuey("faults", connection_pool=ConnectionPool.from_url(
-        f"redis://127.0.0.1:{redis_proxy.port}/{REDIS_DB}"))
-    monkeypatch.setattr(notifications, "deliver_task", queue.task(name="deliver_task")(
-        notifications.deliver))
+    monkeypatch.setattr(notifications, "deliver_task", _refused(
+        redis_proxy, "deliver_task", notifications.deliver))
 
     def failures() -> float:
         return REGISTRY.get_sample_value("tessera_job_wake_failures_total",
@@ -143,3 +149,35 @@ def test_a_wake_up_the_queue_refuses_is_logged_counted_and_swept(session, redis_
     assert jobs.run_tick()["deliver_outbox"] == 1  # the next tick sends it
     session.expire_all()
     assert session.get(OutboxMessage, message.id).status == OutboxStatus.SENT
+
+
+def test_a_tier_release_the_queue_refused_is_run_by_the_tick(session, tiered, member, owner,
+                                                             redis_proxy, monkeypatch):
+    from datetime import timedelta
+
+    from portal import clock, jobs
+    from portal.loyalty import tiers
+    from portal.loyalty.models import TierSettings
+    from portal.members.models import MemberCard
+    from tests.fixtures import add_experience
+
+    monkeypatch.setattr(tiers, "recalculate_task", _refused(
+        redis_proxy, "recalculate_task", tiers.recalculate_task.call_local))
+    add_experience(session, member, owner, 120, "a")
+    settings_id = tiers.release(session, tiered.id, operator_id=owner.id).id
+
+    def settings() -> TierSettings:
+        session.commit()
+        session.expire_all()
+        return session.get(TierSettings, settings_id)
+
+    assert settings().is_running  # released, its recalculation never queued
+    now = clock.now()
+    clock.freeze(now + timedelta(minutes=5))
+    jobs.run_tick()
+    assert settings().is_running  # it may still be starting: left alone
+    clock.freeze(now + tiers.RELEASE_STALLED_AFTER + timedelta(minutes=1))
+    jobs.run_tick()
+    assert not settings().is_running and settings().recalc_done == settings().recalc_total
+    card = session.scalar(select(MemberCard).where(MemberCard.member_id == member.id))
+    assert card.tier.name == "Silver"
