@@ -69,13 +69,9 @@ def _database_unavailable(e: SQLAlchemyError):
         pass
     _render_without_database()
     if request.path.startswith("/api/"):
-        from portal.api.errors import ApiProblem
+        from portal.api.errors import service_unavailable
 
-        response = ApiProblem(
-            503, "service_unavailable", "Service unavailable",
-            "The database could not be reached. A write was either completed or not "
-            "started; retry after Retry-After seconds with the same idempotency key or "
-            "order id.").response()
+        response = service_unavailable()
     else:
         response = make_response(_error_page(503))
     response.headers["Retry-After"] = str(RETRY_AFTER)
