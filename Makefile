@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask
 export FLASK_APP := wsgi:app
 
-.PHONY: install run serve loadtest test test-browser test-pg bench lint translations translations-update clean
+.PHONY: install run serve loadtest test test-browser test-pg test-faults bench lint translations translations-update clean
 
 install: $(VENV)/.installed static/vendor/.installed translations/.compiled
 
@@ -48,6 +48,11 @@ test: install
 test-pg: install
 	@test -n "$$TEST_DATABASE_URL" || (echo "set TEST_DATABASE_URL"; exit 2)
 	$(PY) -m pytest -q -m "not browser"
+
+# The faults of docs/operations.md ("Faults"): a killed consumer, Redis away, a webhook during
+# fulfilment; the PostgreSQL restart too when TEST_DATABASE_URL points at PostgreSQL.
+test-faults: install
+	$(PY) -m pytest -q tests/faults
 
 test-browser: install
 	$(PY) -m pytest -q -m browser tests/browser

@@ -91,6 +91,12 @@ def load(overrides: dict | None = None) -> dict:
         # The dev banner shows the last code sent to a number; never on in production.
         "SHOW_DEV_CODES": dev_like and _flag("SHOW_DEV_CODES", True),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # Redis away: limits are counted in this process's memory instead, so pages keep
+        # working; sending codes stops (members.views), and the limiter goes back to
+        # Redis within a minute of its return. A Redis that does not answer fails fast.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}
+        if redis_url else {},
         "RATELIMIT_HEADERS_ENABLED": True,
         "HUEY_IMMEDIATE": env == "test",
         # Payments: Stripe when a secret key is set, else the demo provider (a local page

@@ -13,6 +13,8 @@ from datetime import UTC
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -140,3 +142,20 @@ def after_commit(session: Session, callback) -> None:
         session.info["after_commit"].append(callback)
     else:
         callback()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means the database could not be reached or talked to (a
+    restart, a network cut, a pool with no connection free, SQLite's lock wait running
+    out): worth a retry, unlike a bug. SQLite also reports a missing table as an
+    OperationalError, which stays a bug."""
+    if isinstance(exc, DisconnectionError | PoolTimeout):
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        reason = str(exc.orig).lower()
+        return "locked" in reason or "busy" in reason or "unable to open" in reason
+    return True

@@ -7,22 +7,28 @@ Redis when TESSERA_REDIS_URL is set; immediate (in-process) under tests.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from functools import wraps
 
 from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
+from redis import ConnectionPool
 
 from portal import observability
 from portal.config import INSTANCE
+
+log = logging.getLogger(__name__)
 
 
 def _make_huey():
     if os.environ.get("TESSERA_ENV") == "test":
         return MemoryHuey("tessera", immediate=True)
     if url := os.environ.get("TESSERA_REDIS_URL"):
-        return RedisHuey("tessera", url=url)
+        # A Redis that does not answer fails a web request's wake-up in seconds, not minutes.
+        return RedisHuey("tessera", connection_pool=ConnectionPool.from_url(
+            url, socket_connect_timeout=2))
     INSTANCE.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("tessera", filename=os.environ.get(
         "TESSERA_HUEY_FILE", str(INSTANCE / "huey.db")))
@@ -62,6 +68,22 @@ def task(**options):
         return huey.task(name=fn.__name__, **options)(run)
 
     return decorate
+
+
+def wake(task_fn, *args) -> bool:
+    """Queue `task_fn(*args)` to run soon. The work it does is a row a sweep finds too, so
+    a queue that is down (Redis away) delays the work rather than losing it: the failure
+    is logged and counted (tessera_job_wake_failures_total), not raised into a request
+    that has already committed."""
+    try:
+        task_fn(*args)
+    except Exception:  # noqa: BLE001 - any queue failure; the sweep picks the work up
+        name = getattr(task_fn, "name", None) or "task"
+        observability.JOB_WAKE_FAILURES.labels(name).inc()
+        log.warning("could not queue %s%r; its sweep will do it", name, args, exc_info=True,
+                    extra={"job": name})
+        return False
+    return True
 
 
 def on_tick(name: str):

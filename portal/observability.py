@@ -62,6 +62,9 @@ JOB_LAST_SUCCESS = Gauge("tessera_job_last_success_timestamp_seconds",
                          "Unix time a job last finished without raising.", ["kind", "job"],
                          multiprocess_mode="max")
 SLOW_QUERIES = Counter("tessera_slow_queries", "SQL statements over TESSERA_SLOW_QUERY_MS.")
+JOB_WAKE_FAILURES = Counter("tessera_job_wake_failures",
+                            "Tasks the queue refused (Redis away); their sweep does the work.",
+                            ["job"])
 
 
 def init_app(app: Flask) -> None:

@@ -24,3 +24,12 @@ class ApiProblem(Exception):
         response.status_code = self.status
         response.mimetype = "application/problem+json"
         return response
+
+
+def service_unavailable():
+    """The database went away mid-request (portal.web.errors sets Retry-After)."""
+    return ApiProblem(
+        503, "service_unavailable", "Service unavailable",
+        "The database could not be reached. A write was either completed or not started; "
+        "retry after Retry-After seconds with the same idempotency key or order id."
+    ).response()

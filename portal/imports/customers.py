@@ -540,7 +540,8 @@ def start(session: Session, upload, *, filename: str, policy: str,
         record(session, operator_id, "customers.import", run,
                after={"filename": filename, "policy": policy})
         run_id = run.id
-        after_commit(session, lambda: process_task(run_id))
+        # Queue down: resume_stalled starts the run on a tick once STALE_AFTER has passed.
+        after_commit(session, lambda: jobs.wake(process_task, run_id))
     return run
 
 

@@ -26,6 +26,10 @@ CHUNK = 5000
 # Release moves cards in SQL only, so its chunks can be larger: 20,000 cards hold the
 # write lock for about 50 ms on SQLite, and progress still moves every few seconds at most.
 RELEASE_CHUNK = 20_000
+# A release whose recalculation never started (its task refused while Redis was away, or
+# lost with its worker) would keep the settings locked for good: once it has waited this
+# long with nothing done, the tick runs it (a second run moves no card twice).
+RELEASE_STALLED_AFTER = timedelta(minutes=10)
 ON_CHANGE = ("realtime", "upgrade_only", "none")
 VALIDITY = ("permanent", "months", "month_end")
 AFTER_EXPIRY = ("rule", "since_upgrade")
@@ -357,7 +361,7 @@ def release(session: Session, plan_id: int, *, operator_id: int) -> TierSettings
                                  for t in pt.tiers]})
         from portal.db import after_commit
 
-        after_commit(session, lambda: recalculate_task(plan_id))
+        after_commit(session, lambda: jobs.wake(recalculate_task, plan_id))
         return settings
 
 
@@ -380,6 +384,12 @@ def daily_tiers(session: Session) -> dict:
     """Expired tiers are recalculated as they lapse; on a plan's calendar day, from 0:00
     local time, everyone is (once). Runs every minute: cheap when there is nothing due."""
     results = {}
+    stalled = session.scalars(select(TierSettings.plan_id).where(
+        TierSettings.recalc_finished_at.is_(None), TierSettings.recalc_done == 0,
+        TierSettings.recalc_started_at < clock.now() - RELEASE_STALLED_AFTER)).all()
+    session.rollback()
+    for plan_id in stalled:
+        results[plan_id] = recalculate_task.call_local(plan_id)
     today = clock.today()
     for settings in session.scalars(select(TierSettings).where(
             TierSettings.enabled, TierSettings.released_at.is_not(None),

@@ -21,6 +21,7 @@ class MemberErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     PLAN_REQUIRED = "plan_required"
     IN_USE = "in_use"
+    CODES_UNAVAILABLE = "codes_unavailable"
 
 
 class MemberError(Exception):

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
 from portal.db import db
-from portal.extensions import limiter
+from portal.extensions import limiter, limits_are_shared
 from portal.members import services
 from portal.members.attributes import normalize_mobile
 from portal.members.errors import MemberError, MemberErrorCode
@@ -60,6 +60,20 @@ def limited(view):
     return view
 
 
+def _check_sending() -> None:
+    """Codes go out only while their limits are counted where every worker sees them.
+    With Redis away each process would count alone, and a number could be flooded with
+    texts the merchant pays for, so sending stops (fails closed) until it is back."""
+    if not limits_are_shared():
+        raise MemberError(MemberErrorCode.CODES_UNAVAILABLE,
+                          _("We cannot send codes just now. Please try again in a few "
+                            "minutes."), field="mobile")
+
+
+def _refused_status(error: MemberError) -> int:
+    return 503 if error.code == MemberErrorCode.CODES_UNAVAILABLE else 422
+
+
 def _sign_in_member(member) -> None:
     session.pop("code_id", None)
     session.pop("attribution", None)
@@ -94,10 +108,11 @@ def sign_in():
         form.mobile.data = session.pop("prefill_mobile")
     if form.validate_on_submit():
         try:
+            _check_sending()
             otp = services.request_code(db.session, form.mobile.data, CodePurpose.SIGN_IN)
         except MemberError as e:
             apply_error(form, e)
-            return render("members/sign_in.html", form=form, status=422)
+            return render("members/sign_in.html", form=form, status=_refused_status(e))
         session["code_id"] = otp.id
         session["next"] = _safe_next(request.args.get("next"), "")
         return redirect(url_for("members.verify"), 303)
@@ -166,10 +181,13 @@ def resend():
     if not EmptyForm().validate_on_submit():
         abort(400)
     try:
+        _check_sending()
         new = services.request_code(db.session, otp.mobile, CodePurpose(otp.purpose),
                                     payload=otp.payload)
     except MemberError as e:
         flash(str(e), "error")
+        if e.code == MemberErrorCode.CODES_UNAVAILABLE:
+            return _verify_page(otp, CodeForm(formdata=None), 503)
         return redirect(url_for("members.verify"), 303)
     session["code_id"] = new.id
     flash(_("We sent you a new code."), "success")
@@ -221,6 +239,7 @@ def register(slug: str):
         answers = {f.attribute: form[f.attribute].data for f in page.fields
                    if f.attribute in form}
         try:
+            _check_sending()
             otp = services.start_registration(db.session, page.id, form.mobile.data, answers,
                                               session.get("attribution"))
         except MemberError as e:
@@ -232,7 +251,7 @@ def register(slug: str):
                 return redirect(url_for("members.sign_in"), 303)
             apply_error(form, e)
             return render("members/register.html", page=page, form=form,
-                          status=422)
+                          status=_refused_status(e))
         session["code_id"] = otp.id
         return redirect(url_for("members.verify"), 303)
     return render("members/register.html", page=page, form=form, status=shown_status())
@@ -295,11 +314,12 @@ def change_mobile():
     form.mobile.label.text = _("New mobile number")
     if form.validate_on_submit():
         try:
+            _check_sending()
             otp = services.start_mobile_change(db.session, current_member.id, form.mobile.data)
         except MemberError as e:
             apply_error(form, e)
             return render("members/mobile_change.html", form=form,
-                          otp=None, status=422)
+                          otp=None, status=_refused_status(e))
         session["mobile_code_id"] = otp.id
         return redirect(url_for("members.confirm_mobile"), 303)
     return render("members/mobile_change.html", form=form, otp=None, status=shown_status())

@@ -46,10 +46,7 @@ def queue(session: Session, *, channel: Channel, recipient: str, template: str, 
 
 
 def _wake(message_id: int) -> None:
-    try:
-        deliver_task(message_id)
-    except Exception:  # noqa: BLE001 - the queue being down must not fail the request
-        log.exception("could not queue outbox message %s; the tick will send it", message_id)
+    jobs.wake(deliver_task, message_id)  # queue down: the tick's deliver_outbox sends it
 
 
 def deliver(session: Session, message_id: int) -> str:
