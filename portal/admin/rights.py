@@ -35,7 +35,7 @@ def data_requests():
     rows = rights.requests_page(db.session, kind=kind, status=status, q=q,
                                 before_id=args.get("before", type=int))
     return render("admin/rights/list.html", block="results", rows=rows, kind=kind,
-                  status=status, q=q, more=len(rows) == rights.PAGE,
+                  state=status, q=q, more=len(rows) == rights.PAGE,
                   open_count=rights.open_count(db.session))
 
 

@@ -11,11 +11,26 @@ from portal import clock
 from portal.db import db
 from portal.rights import services as rights
 from portal.rights.errors import RightsError, RightsErrorCode
+from portal.rights.models import RequestKind, RequestStatus
 from portal.web.auth import current_member, member_required
 from portal.web.forms import EmptyForm, apply_error
 from portal.web.render import render
 
 bp = Blueprint("rights", __name__)
+
+KIND_LABELS = {RequestKind.EXPORT: _l("Data download"), RequestKind.CLOSURE: _l("Account closure")}
+STATUS_LABELS = {RequestStatus.REQUESTED: _l("Waiting for staff"), RequestStatus.DONE: _l("Done"),
+                 RequestStatus.REFUSED: _l("Refused")}
+
+
+@bp.app_template_filter("data_request_kind")
+def kind_label(kind: str) -> str:
+    return str(KIND_LABELS.get(kind, kind))
+
+
+@bp.app_template_filter("data_request_status")
+def status_label(status: str) -> str:
+    return str(STATUS_LABELS.get(status, status))
 
 
 class ClosureForm(FlaskForm):
