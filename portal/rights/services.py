@@ -99,8 +99,11 @@ def request_closure(session: Session, member_id: int, *, confirmation: str,
     with transaction(session):
         member = _open_member(session, member_id)
         errors = {}
-        if not typed or typed != confirmation_digits(member):
+        if not typed:
             errors["confirmation"] = _("Type the last four digits of your mobile number.")
+        elif typed != confirmation_digits(member):
+            errors["confirmation"] = _("These are not the last four digits of your mobile "
+                                       "number.")
         if len(note) > NOTE_MAX:
             errors["note"] = _("At most %(n)d characters.", n=NOTE_MAX)
         if errors:

@@ -161,7 +161,7 @@ def test_export_of_a_closed_account_is_refused(member, owner):
 
 def test_closure_needs_the_last_four_digits_of_the_mobile(member):
     with pytest.raises(RightsError) as e:
-        rights.request_closure(db.session, member.id, confirmation="0000")
+        rights.request_closure(db.session, member.id, confirmation="9999")
     assert "confirmation" in e.value.details["errors"]
     assert db.session.scalar(select(func.count()).select_from(DataRequest)) == 0
 

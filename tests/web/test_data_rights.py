@@ -71,7 +71,7 @@ def test_data_page_answers_htmx_with_a_fragment(member_client):
 
 
 def test_wrong_digits_are_shown_next_to_the_field(member_client):
-    r = member_client.post("/me/close", data={"confirmation": "0000"})
+    r = member_client.post("/me/close", data={"confirmation": "9999"})
 
     assert r.status_code == 422
     assert 'id="confirmation-error"' in r.get_data(as_text=True)
