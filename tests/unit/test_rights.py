@@ -292,3 +292,14 @@ def test_refusal_needs_a_reason_and_reopens_asking(member, owner):
     assert (refused.status, refused.reason, refused.processed_by) == \
         (RequestStatus.REFUSED, "An order is in dispute", owner.id)
     assert _ask(member).status == RequestStatus.REQUESTED
+
+
+def test_closed_account_leaves_every_segment(member, other_member, owner, plan):
+    from portal.members import segments
+
+    rules = [{"field": "plan", "op": "in", "value": [plan.id]}]
+    assert segments.count(db.session, "all", rules) == 2
+
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+
+    assert segments.count(db.session, "all", rules) == 1

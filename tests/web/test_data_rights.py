@@ -225,3 +225,12 @@ def test_api_no_longer_finds_a_closed_member_by_phone(client, till, member, owne
     r = client.get(f"/api/v1/members/lookup?phone={phone}", headers=till)
 
     assert r.status_code == 404
+
+
+def test_member_page_in_admin_says_the_account_is_closed(client, owner, member):
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+    sign_in_as(client, owner)
+
+    page = client.get(f"/admin/members/{member.id}").get_data(as_text=True)
+
+    assert 'id="closed-notice"' in page
