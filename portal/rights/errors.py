@@ -11,6 +11,7 @@ class RightsErrorCode(StrEnum):
     ALREADY_DECIDED = "already_decided"
     CLOSED = "closed"                         # the account is closed already
     BALANCE_LEFT = "balance_left"             # prepaid money must go back first
+    PAYMENT_UNDER_WAY = "payment_under_way"   # a checkout may still bring money in
 
 
 class RightsError(Exception):

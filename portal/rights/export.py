@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from portal import clock
@@ -49,6 +49,15 @@ LEFT_OUT = {"session_version", "pin_hash", "claim_token", "token", "checkout_url
 
 def _columns(table, *extra):
     return [c for c in table.c if c.name not in LEFT_OUT] + list(extra)
+
+
+def _giftcard_columns(member_id: int) -> list:
+    """A card someone else bought for the member: the buyer's own contact details are the
+    buyer's data, not the holder's."""
+    own = GiftCard.buyer_member_id == member_id
+    buyer = {"buyer_name", "buyer_phone", "buyer_email"}
+    return [case((own, c), else_=None).label(c.name) if c.name in buyer else c
+            for c in _columns(GiftCard.__table__)]
 
 
 def _sections(member_id: int) -> list[tuple[str, Select]]:
@@ -93,7 +102,7 @@ def _sections(member_id: int) -> list[tuple[str, Select]]:
          .order_by(Topup.id)),
         ("prepaid_charges", select(*_columns(Charge.__table__))
          .where(Charge.member_id == member_id).order_by(Charge.id)),
-        ("gift_cards", select(*_columns(GiftCard.__table__)).where(GiftCard.id.in_(giftcards))
+        ("gift_cards", select(*_giftcard_columns(member_id)).where(GiftCard.id.in_(giftcards))
          .order_by(GiftCard.id)),
         ("gift_card_transactions", select(*_columns(GiftCardTransaction.__table__))
          .where(GiftCardTransaction.card_id.in_(giftcards)).order_by(GiftCardTransaction.id)),

@@ -37,6 +37,7 @@ from portal.members.models import (
     member_tags,
 )
 from portal.notifications.models import InboxMessage, OutboxMessage, OutboxStatus
+from portal.payments.models import Payment, PaymentStatus
 from portal.rights import export as exporter
 from portal.rights.errors import RightsError, RightsErrorCode
 from portal.rights.models import DataRequest, RequestKind, RequestStatus
@@ -214,6 +215,11 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
             raise RightsError(RightsErrorCode.BALANCE_LEFT,
                               _("The member still has prepaid money. Refund it first "
                                 "(Payments), then close the account."))
+        if _has_payment_under_way(session, member.id):
+            # Money that arrives after closing would land on a frozen card of no one.
+            raise RightsError(RightsErrorCode.PAYMENT_UNDER_WAY,
+                              _("A payment of the member is still under way. Close the "
+                                "account once it is paid or has expired."))
         outcome = {"currency": held.currency,
                    "points_forfeited": _forfeit(session, req, "member", [member.id],
                                                 AccountKind.POINTS, operator_id),
@@ -229,6 +235,14 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
                before={"status": RequestStatus.REQUESTED}, after={"status": req.status,
                                                                   **outcome})
         return req
+
+
+def _has_payment_under_way(session: Session, member_id: int) -> bool:
+    return session.scalar(select(Payment.id).where(
+        Payment.member_id == member_id,
+        or_(Payment.status == PaymentStatus.PROCESSING,
+            (Payment.status == PaymentStatus.OPEN) & (Payment.expires_at > clock.now())))
+        .limit(1)) is not None
 
 
 def _forfeit(session: Session, req: DataRequest, owner_type: str, owner_ids: list[int],

@@ -303,3 +303,46 @@ def test_closed_account_leaves_every_segment(member, other_member, owner, plan):
     rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
 
     assert segments.count(db.session, "all", rules) == 1
+
+
+def test_closing_waits_for_a_payment_under_way(member, owner):
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.payments.models import Payment, PaymentStatus
+
+    db.session.add(Payment(token="t" * 20, purpose="topup", purpose_id=1, member_id=member.id,
+                           amount_minor=1000, currency="CNY", description="Top-up",
+                           status=PaymentStatus.OPEN, provider="demo",
+                           expires_at=clock.now() + timedelta(minutes=30)))
+    db.session.commit()
+    req = _ask(member)
+
+    with pytest.raises(RightsError) as e:
+        rights.close_account(db.session, req.id, operator_id=owner.id)
+
+    assert e.value.code == RightsErrorCode.PAYMENT_UNDER_WAY
+    assert db.session.get(Member, member.id).closed_at is None
+
+
+def test_export_hides_the_buyers_contact_on_a_card_someone_else_bought(member, other_member):
+    from portal.giftcards.models import GiftCard, GiftCardProduct
+
+    product = GiftCardProduct(kind="electronic", name="Gift", currency="CNY", status="active",
+                              denominations=[10_000], channels=["ONLINE"])
+    db.session.add(product)
+    db.session.flush()
+    db.session.add_all([
+        GiftCard(product_id=product.id, number="G1", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=other_member.id, buyer_name="Giver",
+                 buyer_phone="+8613911112222", holder_member_id=member.id),
+        GiftCard(product_id=product.id, number="G2", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=member.id, buyer_name="Me",
+                 buyer_phone=member.mobile, holder_member_id=member.id)])
+    db.session.commit()
+
+    cards = {c["number"]: c for c in _export(member.id)["sections"]["gift_cards"]}
+
+    assert (cards["G1"]["buyer_name"], cards["G1"]["buyer_phone"]) == (None, None)
+    assert (cards["G2"]["buyer_name"], cards["G2"]["buyer_phone"]) == ("Me", member.mobile)
+    assert "pin_hash" not in cards["G1"] and "claim_token" not in cards["G1"]
