@@ -9,6 +9,7 @@ from wtforms import StringField, TextAreaField
 
 from portal import clock
 from portal.db import db
+from portal.extensions import limiter
 from portal.rights import services as rights
 from portal.rights.errors import RightsError, RightsErrorCode
 from portal.rights.models import RequestKind, RequestStatus
@@ -54,8 +55,14 @@ def data():
     return _data_page()
 
 
+def _member_key() -> str:
+    return f"member:{current_member.id if current_member else 'none'}"
+
+
 @bp.post("/me/data/export")
 @member_required
+# Each download reads the member's whole history: a few an hour is plenty for a person.
+@limiter.limit("10 per hour", key_func=_member_key)
 def export():
     if not EmptyForm().validate_on_submit():
         abort(400)

@@ -234,3 +234,9 @@ def test_member_page_in_admin_says_the_account_is_closed(client, owner, member):
     page = client.get(f"/admin/members/{member.id}").get_data(as_text=True)
 
     assert 'id="closed-notice"' in page
+
+
+def test_downloads_are_limited_per_member(member_client):
+    codes = [member_client.post("/me/data/export", buffered=True).status_code
+             for _ in range(11)]
+    assert codes[:10] == [200] * 10 and codes[10] == 429
