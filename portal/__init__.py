@@ -67,6 +67,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.members.views import bp as members_bp
     from portal.notifications.views import bp as notifications_bp
     from portal.payments.views import bp as payments_bp
+    from portal.rights.views import bp as rights_bp
     from portal.students.views import bp as students_bp
     from portal.wallet.views import bp as wallet_bp
     from portal.web.health import bp as health_bp
@@ -83,6 +84,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(payments_bp)
     app.register_blueprint(giftcards_bp)
     app.register_blueprint(students_bp)
+    app.register_blueprint(rights_bp)
     app.register_blueprint(benefits_bp)
     app.register_blueprint(packages_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")

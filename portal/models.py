@@ -66,6 +66,7 @@ from portal.notifications.models import (  # noqa: F401
     OutboxMessage,
 )
 from portal.payments.models import Payment, PaymentEvent, PaymentRefund  # noqa: F401
+from portal.rights.models import DataRequest  # noqa: F401
 from portal.staff.models import AuditEntry, StaffUser  # noqa: F401
 from portal.students.models import StudentSettings, StudentVerification  # noqa: F401
 from portal.wallet.models import (  # noqa: F401

@@ -239,6 +239,7 @@ from portal.admin import (  # noqa: E402,F401 - register routes on bp
     payments,
     previews,
     quotes,
+    rights,
     segments,
     smart,
     students,

@@ -52,7 +52,7 @@ def occasion():
 def audience(session: Session, activity: Activity):
     """The members the activity is for. Each dimension the merchant filled narrows it:
     a card of one of the plans (and tiers), in one of the segments, with one of the tags."""
-    conditions = [Member.became_member_at.is_not(None)]
+    conditions = [Member.became_member_at.is_not(None), Member.closed_at.is_(None)]
     if activity.plan_ids or activity.tier_ids:
         card = [MemberCard.member_id == Member.id]
         if activity.plan_ids:

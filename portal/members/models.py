@@ -162,6 +162,8 @@ class Member(Base):
     custom: Mapped[dict] = mapped_column(JSON, default=dict)
     # Bumped on sign-out: every session issued before it stops working.
     session_version: Mapped[int] = mapped_column(default=1)
+    # Set when the account is closed (portal.rights): personal fields are erased then.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     cards: Mapped[list[MemberCard]] = relationship(
         back_populates="member", order_by="MemberCard.id"
@@ -176,6 +178,10 @@ class Member(Base):
     @property
     def masked_id_number(self) -> str:
         return mask(self.id_number)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed_at is not None
 
     @property
     def display_name(self) -> str:

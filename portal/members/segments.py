@@ -84,7 +84,8 @@ MAX_POINTS = 2_000_000_000  # fits the balance column on every backend
 MAX_VALUES = 500
 SOURCE_MAX = 64
 
-IS_MEMBER = Member.became_member_at.is_not(None)
+# A closed account is no one any more: no segment, campaign or count takes it in.
+IS_MEMBER = and_(Member.became_member_at.is_not(None), Member.closed_at.is_(None))
 
 
 # --- the catalogue: checking rules ----------------------------------------------------------

@@ -419,7 +419,7 @@ def _set_attribution_if_empty(member: Member, attribution: dict) -> None:
 
 def load_for_session(session: Session, member_id: int, version: int) -> Member | None:
     member = session.get(Member, member_id)
-    if member is None or member.session_version != version:
+    if member is None or member.session_version != version or member.is_closed:
         return None
     return member
 

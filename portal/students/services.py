@@ -625,3 +625,26 @@ def dashboard(session: Session) -> Dashboard:
     yesterday = days[-2]
     return Dashboard(students=row[-1], members=members, new_yesterday=yesterday.new,
                      expired_yesterday=yesterday.expired, days=days)
+
+
+# --- account closure ----------------------------------------------------------------------------
+
+def forget_member(session: Session, member_id: int) -> int:
+    """In the caller's transaction: erase what the member gave (school, number, photo) from
+    every request, and refuse one still waiting. Returns how many requests were erased.
+
+    The photo file goes first: if the commit then fails, the row still names a missing
+    file, which `photo_path` already treats as gone."""
+    rows = list(session.scalars(
+        select(StudentVerification).where(StudentVerification.member_id == member_id)
+        .with_for_update().execution_options(populate_existing=True)))
+    now = clock.now()
+    for v in rows:
+        if v.photo:
+            delete_private_image(PHOTO_FOLDER, v.photo)
+            v.photo, v.photo_deleted_at = None, now
+        if v.status == VerificationStatus.PENDING:
+            v.status, v.pending_member_id, v.decided_at = VerificationStatus.REJECTED, None, now
+            v.reason = "account closed"
+        v.school, v.student_number = "", ""
+    return len(rows)

@@ -6,6 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import select
 
 from portal import ledger
 from portal.db import db, transaction
@@ -613,3 +614,38 @@ def test_the_consistency_check_sees_no_mismatch_while_coupons_and_points_move(ap
     assert len(checks) == 36
     assert all(r.ok for r in checks), [r.mismatches for r in checks if not r.ok]
     assert consistency.check(session).ok
+
+
+def test_a_closure_asked_twice_at_once_is_one_request(app, session, member):
+    from portal.rights import services as rights
+    from portal.rights.errors import RightsError
+    from portal.rights.models import DataRequest
+
+    digits = member.mobile[-4:]
+    results = run_concurrently(app, lambda s, _i: rights.request_closure(
+        s, member.id, confirmation=digits), list(range(6)))
+
+    assert sum(isinstance(r, DataRequest) for r in results) == 1
+    assert all(isinstance(r, DataRequest | RightsError) for r in results)
+
+
+def test_two_staff_closing_at_once_forfeit_points_once(app, session, member, owner):
+    from portal.loyalty import services as loyalty
+    from portal.rights import services as rights
+    from portal.rights.errors import RightsError
+    from portal.rights.models import DataRequest
+
+    loyalty.adjust(session, member_id=member.id, kind=AccountKind.POINTS, delta=90,
+                   reason="welcome", key="race", operator_id=owner.id)
+    req = rights.request_closure(session, member.id, confirmation=member.mobile[-4:])
+    request_id = req.id
+
+    results = run_concurrently(app, lambda s, _i: rights.close_account(
+        s, request_id, operator_id=owner.id), list(range(4)))
+
+    assert sum(isinstance(r, DataRequest) for r in results) == 1
+    assert all(isinstance(r, DataRequest | RightsError) for r in results)
+    session.expire_all()
+    forfeits = session.scalars(select(ledger.Entry.delta).where(
+        ledger.Entry.reason == rights.CLOSED_REASON)).all()
+    assert forfeits == [-90]

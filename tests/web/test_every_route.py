@@ -13,7 +13,7 @@ MEMBER = ["/card", "/cards/{card_id}", "/me", "/me/edit", "/me/mobile", "/wallet
           "/topup", "/topup/{topup_plan_id}?card={card_id}&amount=200", "/pay",
           "/pay?store=HQ01&amount=12.50", "/payments/{payment_token}",
           "/payments/demo/{payment_token}", "/giftcards/mine/{giftcard_id}", "/benefits",
-          "/giftcards/sent/{giftcard_payment_token}", "/student"]
+          "/giftcards/sent/{giftcard_payment_token}", "/student", "/me/data", "/me/close"]
 STAFF = ["/admin/", "/admin/?days=90", "/admin/?from=2026-01-01&to=2026-01-31",
          "/admin/preview/topup/{topup_plan_id}", "/admin/preview/student",
          "/admin/preview/activity/{activity_id}",
@@ -30,7 +30,9 @@ STAFF = ["/admin/", "/admin/?days=90", "/admin/?from=2026-01-01&to=2026-01-31",
          "/admin/activities/new/reengagement", "/admin/activities/{activity_id}",
          "/admin/activities/{activity_id}/performance",
          "/admin/pages", "/admin/pages/new", "/admin/pages/{page_id}", "/admin/audit",
-         "/admin/consistency",
+         "/admin/consistency", "/admin/data-requests",
+         "/admin/data-requests?kind=closure&status=all&q=a",
+         "/admin/data-requests/{data_request_id}",
          "/admin/links/{link_id}", "/admin/topups", "/admin/topups?status=archived",
          "/admin/topups/new/fixed", "/admin/topups/new/range", "/admin/topups/new/custom",
          "/admin/topups/{topup_plan_id}", "/admin/topups/{topup_plan_id}/details",
@@ -110,7 +112,11 @@ def ids(member, link):
     topup = topups.start(db.session, member_id=member.id, card_id=card.id,
                          plan_id=topup_plan.id, amount_minor=20_000)
     topup.payment = db.session.get(Payment, topup.payment_id)
-    return {"slug": link.page.slug, "card_id": card.id, "member_id": member.id,
+    from portal.rights import services as rights
+
+    closure = rights.request_closure(db.session, member.id, confirmation=member.mobile[-4:])
+    return {"data_request_id": closure.id, "slug": link.page.slug, "card_id": card.id,
+            "member_id": member.id,
             "card_number": card.number,
             "page_id": link.page_id, "link_id": link.id, "plan_id": card.plan_id,
             "segment_id": segment.id, "activity_id": activity.id,
