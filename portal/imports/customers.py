@@ -14,17 +14,14 @@ whose worker died is resumed by the minute sweep exactly where it stopped.
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import secrets
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
-from itertools import islice
+from itertools import chain, islice, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -32,7 +29,7 @@ from typing import NamedTuple
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from flask_babel import force_locale, get_locale
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, or_, select, update
@@ -324,8 +321,8 @@ _REMEMBER = 50_000
 
 
 def _context(session: Session, run: CustomerImport, index: dict, custom: list) -> _Context:
-    # Plain values, not ORM objects: the rows are checked on a second thread, which must
-    # never load anything through this session.
+    # Plain values, not ORM objects: the commits between chunks expire those, and the
+    # checks of 100,000 rows must not reach the database.
     plans = [_Plan(p.id, p.name) for p in session.scalars(
         select(CardPlan).order_by(CardPlan.id))]
     tiers = list(session.scalars(select(Tier).order_by(Tier.plan_id, Tier.rank)))
@@ -592,53 +589,14 @@ def process(session: Session, run_id: int, *, chunk: int | None = None) -> bool:
             ctx.seen.setdefault(mobile(raw, ctx.region), number)
         except MemberError:
             pass
-    with _checked_ahead(ctx, rows.rows, chunk or CHUNK) as chunks:
-        for checked in chunks:
-            if not _write(session, run_id, done, checked, ctx.policy):
-                return False
-            done += len(checked)
+    size = chunk or CHUNK
+    while batch := list(islice(rows.rows, size)):
+        checked = [_check(ctx, number, values) for number, values in batch]
+        if not _write(session, run_id, done, checked, ctx.policy):
+            return False
+        done += len(batch)
     _finish(session, run_id, path, status=RunStatus.DONE, rows_total=done)
     return True
-
-
-@contextmanager
-def _checked_ahead(ctx: _Context, rows: Iterator, size: int) -> Iterator[Iterator[list]]:
-    """The rows, read and checked a chunk at a time on a second thread, one chunk ahead
-    of the caller. The database drivers let go of the GIL while they insert, so the next
-    chunk is read and checked while this one is written. The checks touch only `ctx`
-    (plain values, no session) and give their messages in the caller's language."""
-    ready: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    app = current_app._get_current_object()
-    language = str(get_locale() or "en")
-
-    def check_all() -> None:
-        try:
-            with app.app_context(), force_locale(language):
-                while not stop.is_set() and (batch := list(islice(rows, size))):
-                    ready.put([_check(ctx, number, values) for number, values in batch])
-            ready.put(None)
-        except BaseException as e:  # noqa: BLE001 - raised again on the caller's thread
-            ready.put(e)
-
-    def chunks() -> Iterator[list]:
-        while (item := ready.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    worker = threading.Thread(target=check_all, name="customer-import-checks", daemon=True)
-    worker.start()
-    try:
-        yield chunks()
-    finally:
-        stop.set()
-        while worker.is_alive():      # unblock a put the caller will never take
-            try:
-                ready.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        worker.join()
 
 
 def _finish(session: Session, run_id: int, path: Path, *, status: str,
@@ -775,8 +733,22 @@ def _bulk_insert(session: Session, table, constants: dict, columns: tuple[str, .
             values[i] = convert_value(values[i])
         params.append(pick(values) if compiled.positional
                       else dict(zip(names, values, strict=True)))
-    if params:
+    if not params:
+        return
+    head, _values, group = compiled.string.rpartition(" VALUES ")
+    if dialect.name != "sqlite" or group != "(" + ", ".join("?" * len(params[0])) + ")":
         connection.exec_driver_sql(compiled.string, params)
+        return
+    # SQLite's executemany binds and steps row by row; a statement of many rows is one
+    # step per 500 rows.
+    for start in range(0, len(params), _ROWS_PER_INSERT):
+        batch = params[start:start + _ROWS_PER_INSERT]
+        connection.exec_driver_sql(f"{head} VALUES {', '.join(repeat(group, len(batch)))}",
+                                   tuple(chain.from_iterable(batch)))
+
+
+# Rows in one SQLite INSERT: 14 values a row stays far below SQLite's 32,766 variables.
+_ROWS_PER_INSERT = 500
 
 
 @jobs.task(retries=0)
