@@ -1,7 +1,7 @@
 """Error pages in the viewer's language; HTMX requests get the message block only."""
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import jsonify, make_response, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
@@ -38,11 +38,20 @@ def _error_page(status: int, detail: str | None = None):
                   title=title, message=message, request_id=logs.request_id())
 
 
+def _method_not_allowed(e):
+    response = make_response(_error_page(405))
+    # RFC 9110 makes Allow mandatory on a 405: a client learns what the resource takes.
+    if getattr(e, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(sorted(e.valid_methods))
+    return response
+
+
 def register(app) -> None:
-    for status in (400, 403, 404, 405, 413, 429, 500):
+    for status in (400, 403, 404, 413, 429, 500):
         app.register_error_handler(
             status, lambda e, s=status: _error_page(s, getattr(e, "description", None)
                                                     if s == 403 else None))
+    app.register_error_handler(405, _method_not_allowed)
 
     @app.errorhandler(CSRFError)
     def _csrf(_e):
