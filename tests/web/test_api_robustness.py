@@ -172,3 +172,11 @@ def test_a_recharge_past_what_a_balance_can_hold_is_invalid(client, session):
                     json={"amount": 100, "currency": "CNY", "idempotency_key": "T-1",
                           "store_code": store.code, "channel": "POS"})
     assert r.status_code == 422 and r.json["field"] == "amount"
+
+
+@pytest.mark.parametrize("lines", [["x"], [{"product_id": 5, "amount": 100}], [None]])
+def test_charge_lines_that_are_not_item_objects_are_invalid(client, till, card, lines):  # noqa: F811
+    headers, store_code = till
+    r = client.post(f"/api/v1/cards/{card.number}/charges", headers=headers,
+                    json=_charge(store_code, lines=lines))
+    assert r.status_code == 422 and r.json["field"] == "lines"
