@@ -240,16 +240,18 @@ def _int(body: dict, name: str, *, minimum: int = 0, maximum: int = MAX_AMOUNT) 
 
 
 def _when(body: dict, name: str):
-    from datetime import datetime
+    """An aware time from 1970 to 2099. Year 1 or 9999 with an offset falls outside what
+    datetime can hold once it is moved to UTC or the merchant's zone: a server error."""
+    from datetime import UTC, datetime
 
     raw = body.get(name)
     try:
         moment = datetime.fromisoformat(raw)
-        if moment.tzinfo is None:
+        if moment.tzinfo is None or not 1970 <= moment.astimezone(UTC).year < 2100:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ApiProblem(422, "invalid_field", f"'{name}' must be an ISO 8601 time with a "
-                         "UTC offset", field=name) from None
+                         "UTC offset, from 1970 to 2099", field=name) from None
     return moment
 
 

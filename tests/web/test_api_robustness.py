@@ -180,3 +180,18 @@ def test_charge_lines_that_are_not_item_objects_are_invalid(client, till, card, 
     r = client.post(f"/api/v1/cards/{card.number}/charges", headers=headers,
                     json=_charge(store_code, lines=lines))
     assert r.status_code == 422 and r.json["field"] == "lines"
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00",
+                                  "1969-12-31T23:59:59Z", "2100-01-01T00:00:00Z"])
+def test_times_outside_1970_to_2099_are_invalid(client, till, member, when):  # noqa: F811
+    headers, store_code = till
+    card_no = db.session.merge(member).cards[0].number
+    r = client.post("/api/v1/orders", headers=headers, json={
+        "external_id": "O-1", "card_no": card_no, "store_code": store_code, "channel": "POS",
+        "occurred_at": when, "currency": "CNY", "lines": [{"line_id": "1", "amount": 100}]})
+    assert r.status_code == 422 and r.json["field"] == "occurred_at"
+    r = client.post("/api/v1/quotes", headers=headers, json={
+        "card_no": card_no, "store_code": store_code, "channel": "POS", "at": when,
+        "lines": [{"product_id": "LATTE", "quantity": 1, "unit_price": 100}]})
+    assert r.status_code == 422 and r.json["field"] == "at"
