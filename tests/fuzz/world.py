@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from portal import clock
 from portal.api import services as api_clients
 from portal.coupons import services as coupons
 from portal.db import db, transaction
+from portal.giftcards import spending
 from portal.loyalty import services as loyalty
 from portal.loyalty.models import EarningRule
 from portal.wallet import balance as wallet
@@ -37,18 +39,12 @@ class World:
     giftcard_charge_ids: list[int] = field(default_factory=list)
     redemption_ids: list[int] = field(default_factory=list)
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
 
 WORLD = World()
 
 
 def seed(plan) -> World:
     """Build the merchant and point `WORLD` at it (tables are emptied after each test)."""
-    from datetime import UTC, datetime
-
     store = StoreFactory()
     db.session.add(EarningRule(plan_id=plan.id, points_amount=1, points_per_minor=100,
                                experience_amount=1, experience_per_minor=100,
@@ -69,14 +65,12 @@ def seed(plan) -> World:
     order, _new = loyalty.record_order(
         db.session, store_id=store.id, client_id=client.id, channel="POS",
         external_id="FUZZ-ORDER-1", card_no=card.number,
-        occurred_at=datetime.now(UTC), currency="CNY",
+        occurred_at=clock.now(), currency="CNY",
         lines=[loyalty.OrderLine(line_id="1", amount=50000)],
         payments=[loyalty.Payment(method="cash", amount=50000)])
     charge = wallet.charge(db.session, card_id=card.id, amount_minor=1000, currency="CNY",
                            idempotency_key=f"store:{store.id}:fuzz", store_id=store.id,
                            channel="POS", client_id=client.id)
-    from portal.giftcards import spending
-
     gift_charge = spending.charge(db.session, number=gift.number, amount_minor=1000,
                                   currency="CNY", idempotency_key=f"store:{store.id}:fuzz",
                                   store_id=store.id, client_id=client.id)
