@@ -48,6 +48,19 @@ class InsufficientBalance(LedgerError):
         self.wanted = wanted
 
 
+class BalanceTooLarge(LedgerError):
+    def __init__(self, balance: int, credit: int):
+        super().__init__("balance_too_large",
+                         f"balance {balance} plus {credit} is more than {MAX_BALANCE}")
+        self.balance = balance
+        self.credit = credit
+
+
+# Balances are INTEGER columns: 32 bits on PostgreSQL. A credit past this is refused here,
+# not by the database mid-transaction (SQLite would store it; the two must agree).
+MAX_BALANCE = 2**31 - 1
+
+
 class Account(Base):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
@@ -147,14 +160,22 @@ def post(
     if existing is not None:
         return existing
     # The conditional UPDATE is the guard: two spends of the last unit cannot both pass.
+    # The bounds are compared with the balance as it is, never with `balance + delta`: on
+    # PostgreSQL that sum can overflow INTEGER before the comparison is made.
+    if abs(delta) > MAX_BALANCE:
+        raise BalanceTooLarge(acc.balance, delta) if delta > 0 \
+            else InsufficientBalance(acc.balance, -delta)
+    within = Account.balance <= MAX_BALANCE - delta if delta > 0 else Account.balance >= -delta
     new_balance = session.execute(
         update(Account)
-        .where(Account.id == acc.id, Account.balance + delta >= 0)
+        .where(Account.id == acc.id, within)
         .values(balance=Account.balance + delta)
         .returning(Account.balance)
     ).scalar_one_or_none()
     if new_balance is None:
         session.refresh(acc)
+        if delta > 0:
+            raise BalanceTooLarge(acc.balance, delta)
         raise InsufficientBalance(acc.balance, -delta)
     acc.balance = new_balance
     entry = Entry(

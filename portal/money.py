@@ -72,14 +72,26 @@ class Money:
         return Money(int(result), self.currency)
 
     def allocate(self, weights: list[int]) -> list[Money]:
-        """Split without losing a minor unit: remainders go to the first shares."""
+        """Split in proportion to `weights` without losing a minor unit: each share is
+        within one unit of its exact part, the units left over going to the largest
+        remainders (ties: the first share). A weight of 0 gets nothing."""
         total = sum(weights)
-        if total <= 0:
-            raise ValueError("weights must add up to more than zero")
+        if not weights or any(w < 0 for w in weights) or total <= 0:
+            raise ValueError("weights must be ≥ 0 and add up to more than zero")
+        if self.minor < 0:
+            return [-share for share in (-self).allocate(weights)]
         shares = [self.minor * w // total for w in weights]
-        for i in range(self.minor - sum(shares)):
-            shares[i % len(shares)] += 1
+        by_remainder = sorted(range(len(weights)),
+                              key=lambda i: (-(self.minor * weights[i] % total), i))
+        for i in by_remainder[:self.minor - sum(shares)]:
+            shares[i] += 1
         return [Money(s, self.currency) for s in shares]
+
+    def split(self, parts: int) -> list[Money]:
+        """`parts` equal shares, the first ones a minor unit larger where it does not divide."""
+        if type(parts) is not int or parts < 1:
+            raise ValueError("split into one part or more")
+        return self.allocate([1] * parts)
 
     @property
     def amount(self) -> Decimal:

@@ -19,11 +19,37 @@ from portal.members.models import MemberCard
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 OPENAPI = json.loads((Path(__file__).with_name("openapi.json")).read_text())
+# Ids and amounts are INTEGER columns, 32 bits on PostgreSQL. An id past that is no row
+# (404), not a database error; an amount, points or a quantity past its ceiling is refused
+# (422) before anything is stored, and so is an order or basket whose lines add up past it.
+MAX_ID = 2**31 - 1
+ROW_ID = f"int(max={MAX_ID})"
+MAX_AMOUNT = 10**8      # minor units: a million in a currency with two decimals
+MAX_QUANTITY = 10**5
 
 
 @bp.errorhandler(ApiProblem)
 def _problem(e: ApiProblem):
     return e.response()
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _refuse_nul() -> None:
+    """NUL characters are refused in the path, the query and the body: PostgreSQL cannot
+    store them in text or JSON, and no till has a reason to send them."""
+    body = request.get_json(silent=True) if request.is_json else None
+    if _has_nul(request.path) or _has_nul(list(request.args.items(multi=True))) \
+            or _has_nul(body):
+        raise ApiProblem(400, "bad_request", "Text must not contain NUL characters")
 
 
 def client_required(view):
@@ -32,10 +58,11 @@ def client_required(view):
         header = request.headers.get("Authorization", "")
         scheme, _sep, key = header.partition(" ")
         client = api_clients.authenticate(db.session, key.strip()) \
-            if scheme.lower() == "bearer" and key else None
+            if scheme.lower() == "bearer" and key and "\x00" not in key else None
         if client is None:
             raise ApiProblem(401, "unauthorized", "Missing or wrong API key",
                              "Send Authorization: Bearer <key>.")
+        _refuse_nul()
         g.api_client = client
         api_clients.touch(db.session, client.id)
         return view(*args, **kwargs)
@@ -48,6 +75,28 @@ def _body() -> dict:
     if not isinstance(body, dict):
         raise ApiProblem(400, "bad_request", "The body must be a JSON object")
     return body
+
+
+def _whole(value, *, minimum: int = 0, maximum: int = MAX_AMOUNT) -> int | None:
+    """The JSON number as an int within [minimum, maximum], else None. 12.0 is an integer
+    to JSON Schema, and so to the spec: it is 12; 12.5 is not. JSON true and false are
+    bools, and bools are ints in Python: refused."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type(value) is not int or not minimum <= value <= maximum:
+        return None
+    return value
+
+
+def _optional_text(item: dict, name: str, max_length: int = 64) -> str:
+    """An optional string (absent or null: empty), cut to `max_length`; anything else
+    raises TypeError for the caller to report."""
+    value = item.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(name)
+    return value[:max_length]
 
 
 def _text(body: dict, name: str, *, required: bool = True, max_length: int = 64) -> str:
@@ -78,27 +127,36 @@ def _lines(body: dict) -> list[coupons.Line]:
     lines = []
     for i, item in enumerate(raw):
         try:
-            quantity, amount = item.get("quantity", 1), item["amount"]
-            if not (type(quantity) is int and type(amount) is int
-                    and quantity > 0 and amount >= 0):
+            quantity = _whole(item.get("quantity", 1), minimum=1, maximum=MAX_QUANTITY)
+            amount = _whole(item["amount"])
+            if quantity is None or amount is None:
                 raise ValueError
             lines.append(coupons.Line(
-                product_id=str(item.get("product_id") or "")[:64],
-                sku_id=str(item.get("sku_id") or "")[:64],
-                category=str(item.get("category") or "")[:64], quantity=quantity,
+                product_id=_optional_text(item, "product_id"),
+                sku_id=_optional_text(item, "sku_id"),
+                category=_optional_text(item, "category"), quantity=quantity,
                 amount=amount))
         except (AttributeError, KeyError, ValueError, TypeError):
             raise ApiProblem(422, "invalid_field",
                              f"lines[{i}] needs an integer 'amount' (minor units) and a "
                              "positive integer 'quantity'", field=f"lines[{i}]") from None
+    _check_total(line.amount for line in lines)
     return lines
+
+
+def _check_total(amounts) -> None:
+    if sum(amounts) > MAX_AMOUNT:
+        raise ApiProblem(422, "invalid_field", f"The lines add up to more than {MAX_AMOUNT}",
+                         field="lines")
 
 
 def _member_id(body: dict) -> int | None:
     card_no = body.get("card_no")
     if card_no in (None, ""):
         return None
-    digits = "".join(ch for ch in str(card_no) if ch not in " -")
+    if not isinstance(card_no, str) or len(card_no) > 64:
+        raise ApiProblem(422, "invalid_field", "'card_no' is a card number", field="card_no")
+    digits = "".join(ch for ch in card_no if ch not in " -")
     member_id = db.session.scalar(select(MemberCard.member_id)
                                   .where(MemberCard.number == digits))
     return member_id if member_id is not None else -1  # an unknown card matches no one
@@ -146,7 +204,7 @@ def redeem():
                    currency=redemption.currency, coupon=_describe(result.coupon)), 201
 
 
-@bp.post("/redemptions/<int:redemption_id>/rollback")
+@bp.post(f"/redemptions/<{ROW_ID}:redemption_id>/rollback")
 @client_required
 def rollback(redemption_id: int):
     try:
@@ -173,25 +231,27 @@ def _loyalty_problem(e) -> ApiProblem:
     return ApiProblem(status, e.code, str(e), **e.details)
 
 
-def _int(body: dict, name: str, *, minimum: int = 0) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ApiProblem(422, "invalid_field", f"'{name}' must be an integer ≥ {minimum}",
-                         field=name)
+def _int(body: dict, name: str, *, minimum: int = 0, maximum: int = MAX_AMOUNT) -> int:
+    value = _whole(body.get(name), minimum=minimum, maximum=maximum)
+    if value is None:
+        raise ApiProblem(422, "invalid_field",
+                         f"'{name}' must be an integer from {minimum} to {maximum}", field=name)
     return value
 
 
 def _when(body: dict, name: str):
-    from datetime import datetime
+    """An aware time from 1970 to 2099. Year 1 or 9999 with an offset falls outside what
+    datetime can hold once it is moved to UTC or the merchant's zone: a server error."""
+    from datetime import UTC, datetime
 
     raw = body.get(name)
     try:
         moment = datetime.fromisoformat(raw)
-        if moment.tzinfo is None:
+        if moment.tzinfo is None or not 1970 <= moment.astimezone(UTC).year < 2100:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ApiProblem(422, "invalid_field", f"'{name}' must be an ISO 8601 time with a "
-                         "UTC offset", field=name) from None
+                         "UTC offset, from 1970 to 2099", field=name) from None
     return moment
 
 
@@ -203,6 +263,22 @@ def _standing(s) -> dict:
             "expiring_points": {"points": s.next_expiry_points,
                                 "expires_at": s.next_expiry_at.isoformat()
                                 if s.next_expiry_at else None}}
+
+
+def _required_text(item: dict, name: str) -> str:
+    value = item[name]
+    if not isinstance(value, str):
+        raise TypeError(name)
+    return value[:64]
+
+
+def _order_amount(value, maximum: int = MAX_AMOUNT) -> int:
+    """An integer for an order line or payment; its sign is the service's to judge, which
+    reports it with the order's other rules (negative amounts, quantities below 1)."""
+    whole = _whole(value, minimum=-maximum, maximum=maximum)
+    if whole is None:
+        raise TypeError(value)
+    return whole
 
 
 @bp.post("/orders")
@@ -218,20 +294,21 @@ def record_order():
         raise ApiProblem(422, "invalid_field", "'lines' and 'payments' must be lists",
                          field="lines")
     try:
-        lines = [loyalty.OrderLine(line_id=str(ln["line_id"])[:64], amount=ln["amount"],
-                                   product_id=str(ln.get("product_id") or "")[:64],
-                                   name=str(ln.get("name") or "")[:120],
-                                   category=str(ln.get("category") or "")[:64],
-                                   quantity=ln.get("quantity", 1)) for ln in raw_lines]
-        payments = [loyalty.Payment(method=str(p["method"]), amount=p["amount"])
-                    for p in raw_payments]
-        # type() is int, not isinstance: JSON true/false are bools, and bools are ints.
-        if not all(type(x.amount) is int and type(getattr(x, "quantity", 1)) is int
-                   for x in [*lines, *payments]):
-            raise TypeError
+        lines = [loyalty.OrderLine(line_id=_required_text(ln, "line_id"),
+                                   amount=_order_amount(ln["amount"]),
+                                   product_id=_optional_text(ln, "product_id"),
+                                   name=_optional_text(ln, "name", 120),
+                                   category=_optional_text(ln, "category"),
+                                   quantity=_order_amount(ln.get("quantity", 1),
+                                                          MAX_QUANTITY))
+                 for ln in raw_lines]
+        payments = [loyalty.Payment(method=_required_text(p, "method"),
+                                    amount=_order_amount(p["amount"])) for p in raw_payments]
     except (KeyError, TypeError, AttributeError):
         raise ApiProblem(422, "invalid_field", "Each line needs line_id and an integer amount; "
                          "each payment a method and an integer amount", field="lines") from None
+    _check_total(max(line.amount, 0) for line in lines)
+    _check_total(max(p.amount, 0) for p in payments)
     try:
         order, created = loyalty.record_order(
             db.session, store_id=g.api_client.store_id, client_id=g.api_client.id,
@@ -257,11 +334,13 @@ def refund_order(external_id: str):
     raw = body.get("lines")
     lines = None
     if raw is not None:
-        if not isinstance(raw, list) or not all(
-                isinstance(i, dict) and type(i.get("amount")) is int for i in raw):
+        try:
+            if not isinstance(raw, list):
+                raise TypeError(raw)
+            lines = [(_required_text(i, "line_id"), _order_amount(i["amount"])) for i in raw]
+        except (KeyError, TypeError, AttributeError):
             raise ApiProblem(422, "invalid_field", "'lines' must be [{line_id, amount}]",
-                             field="lines")
-        lines = [(str(i.get("line_id")), i["amount"]) for i in raw]
+                             field="lines") from None
     try:
         refund = loyalty.refund_order(db.session, store_id=g.api_client.store_id,
                                       external_id=external_id,
@@ -317,12 +396,16 @@ def add_member():
 
     body = _body()
     plan = body.get("card_plan")
-    if plan is not None and type(plan) is not int:
+    if plan is not None and (plan := _whole(plan, minimum=1, maximum=MAX_ID)) is None:
         raise ApiProblem(422, "invalid_field", "'card_plan' is a card plan id", field="card_plan")
+    try:
+        name = _optional_text(body, "name", 120)
+    except TypeError:
+        raise ApiProblem(422, "invalid_field", "'name' must be a string", field="name") from None
     try:
         member, card, created = members.join_at_till(
             db.session, raw_mobile=_text(body, "phone", max_length=32),
-            full_name=str(body.get("name") or ""), plan_id=plan, store_id=g.api_client.store_id)
+            full_name=name, plan_id=plan, store_id=g.api_client.store_id)
     except MemberError as e:
         raise ApiProblem(422, "invalid_field", str(e),
                          field="phone" if e.field in (None, "mobile") else e.field) from None
@@ -440,7 +523,7 @@ def _offers(card, amount: int, store_id: int, channel: str) -> list[dict]:
                                  store_id=store_id, channel=channel)
 
 
-@bp.post("/charges/<int:charge_id>/refund")
+@bp.post(f"/charges/<{ROW_ID}:charge_id>/refund")
 @client_required
 def refund_charge(charge_id: int):
     from portal.members.models import MemberCard
@@ -546,7 +629,7 @@ def charge_giftcard(number: str):
     return jsonify(_giftcard_charge_body(charge, card)), 200 if charge.replayed else 201
 
 
-@bp.post("/giftcards/charges/<int:charge_id>/refund")
+@bp.post(f"/giftcards/charges/<{ROW_ID}:charge_id>/refund")
 @client_required
 def refund_giftcard_charge(charge_id: int):
     from portal.giftcards import spending
@@ -645,12 +728,12 @@ def _quote_lines(body: dict) -> list:
     for i, item in enumerate(raw):
         try:
             product_id, category = item["product_id"], item.get("category") or ""
-            quantity, unit_price = item["quantity"], item["unit_price"]
-            # type() is int, not isinstance: JSON true/false are bools, and bools are ints.
+            quantity = _whole(item["quantity"], minimum=1, maximum=MAX_QUANTITY)
+            unit_price = _whole(item["unit_price"])
             if not (isinstance(product_id, str) and product_id.strip()
                     and len(product_id) <= 64 and isinstance(category, str)
-                    and len(category) <= 64 and type(quantity) is int and quantity >= 1
-                    and type(unit_price) is int and unit_price >= 0):
+                    and len(category) <= 64 and quantity is not None
+                    and unit_price is not None):
                 raise ValueError
         except (AttributeError, KeyError, TypeError, ValueError):
             raise ApiProblem(422, "invalid_field",

@@ -289,8 +289,12 @@ def recharge(session: Session, *, number: str, amount_minor: int, currency: str,
             if done is not None:
                 return _replay_transaction(done, amount_minor, message)
             _check_spendable(session, card, store_id, currency)
-            entry = ledger.post(session, acc, amount_minor, reason="giftcard_recharge",
-                                key=key, source=("gift_card", card.id))
+            try:
+                entry = ledger.post(session, acc, amount_minor, reason="giftcard_recharge",
+                                    key=key, source=("gift_card", card.id))
+            except ledger.BalanceTooLarge:
+                raise GiftCardError(Code.INVALID, _("The card cannot hold that much."),
+                                    field="amount") from None
             row = cards.record(session, card, TransactionKind.RECHARGE, amount_minor, key=key,
                                balance_after=entry.balance_after, store_id=store_id,
                                client_id=client_id)

@@ -433,8 +433,12 @@ def clean_lines(lines, amount_minor: int) -> list[tuple[str, int]]:
     (what they leave is the bill's other items)."""
     cleaned = []
     for line in lines or []:
-        item = str((line or {}).get("product_id") or "").strip()[:64]
-        amount = (line or {}).get("amount")
+        # A line that is not an object, or a product id that is not text, is refused, not
+        # read with str(): the API fuzzing found ["x"] answered with a server error.
+        line = line if isinstance(line, dict) else {}
+        item = line.get("product_id")
+        item = item.strip()[:64] if isinstance(item, str) else ""
+        amount = line.get("amount")
         if not item or type(amount) is not int or amount < 0:
             raise WalletError(WalletErrorCode.INVALID,
                               _("Each line needs a product id and an amount ≥ 0."),

@@ -88,11 +88,20 @@ def _render_without_database() -> None:
     g.member, g.previewing = None, False
 
 
+def _method_not_allowed(e):
+    response = make_response(_error_page(405))
+    # RFC 9110 makes Allow mandatory on a 405: a client learns what the resource takes.
+    if getattr(e, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(sorted(e.valid_methods))
+    return response
+
+
 def register(app) -> None:
-    for status in (400, 403, 404, 405, 413, 429, 500):
+    for status in (400, 403, 404, 413, 429, 500):
         app.register_error_handler(
             status, lambda e, s=status: _error_page(s, getattr(e, "description", None)
                                                     if s == 403 else None))
+    app.register_error_handler(405, _method_not_allowed)
 
     @app.errorhandler(CSRFError)
     def _csrf(_e):

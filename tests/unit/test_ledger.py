@@ -82,3 +82,20 @@ def test_only_credits_expire(session):
     acc = _account(session)
     with pytest.raises(ValueError), transaction(session):
         ledger.post(session, acc, -1, reason="x", key="k", expires_at=clock.now())
+
+
+def test_a_credit_past_the_largest_balance_fails_and_changes_nothing(session):
+    # INTEGER is 32 bits on PostgreSQL: the ledger refuses, not the database mid-transaction.
+    acc = _account(session)
+    _post(session, acc, ledger.MAX_BALANCE - 5, "a")
+    with pytest.raises(ledger.BalanceTooLarge):
+        _post(session, acc, 6, "b")
+    _post(session, acc, 5, "c")
+    assert ledger.balance(session, AccountKind.POINTS, "member", 1) == ledger.MAX_BALANCE
+
+
+def test_a_debit_larger_than_any_balance_is_insufficient(session):
+    acc = _account(session)
+    _post(session, acc, 10, "a")
+    with pytest.raises(InsufficientBalance):
+        _post(session, acc, -(2**40), "b")
