@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import signal
@@ -310,6 +311,8 @@ def main() -> dict[str, float]:
     from portal import create_app
 
     app = create_app()
+    # The app's log set-up takes the root logger; httpx would log each of ~20,000 requests.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     fixture = prepare_data(app)
     log_path = Path(serve.ROOT / "instance" / "loadtest-stack.log")
     log_path.parent.mkdir(exist_ok=True)
