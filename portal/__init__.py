@@ -157,6 +157,8 @@ def _register_hooks(app: Flask) -> None:
             "form_errors": macros.form_errors,
             "csrf": macros.csrf,
             "code_sent": macros.code_sent,
+            "load_more_row": app.jinja_env.get_template("_macros/lists.html").module
+            .load_more_row,
             "current_member": current_member,
             "current_staff": current_staff(),
             "previewing": is_previewing(),
