@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '227d2c2daac7'
 down_revision = '610c084a204c'
 branch_labels = None

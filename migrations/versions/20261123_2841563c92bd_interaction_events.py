@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '2841563c92bd'
 down_revision = '37f28f2ff048'
 branch_labels = None

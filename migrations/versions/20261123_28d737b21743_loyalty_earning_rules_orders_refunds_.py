@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '28d737b21743'
 down_revision = '84c942195a40'
 branch_labels = None

@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '37f28f2ff048'
 down_revision = 'd2875961aef1'
 branch_labels = None

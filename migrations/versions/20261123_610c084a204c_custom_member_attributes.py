@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '610c084a204c'
 down_revision = '65e1c4b7f063'
 branch_labels = None

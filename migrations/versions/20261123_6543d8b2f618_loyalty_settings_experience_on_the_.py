@@ -9,9 +9,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import portal.db
-
-
 revision = '6543d8b2f618'
 down_revision = '2841563c92bd'
 branch_labels = None

@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '683d2c084903'
 down_revision = '28d737b21743'
 branch_labels = None

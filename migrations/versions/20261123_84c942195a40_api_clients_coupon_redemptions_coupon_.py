@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '84c942195a40'
 down_revision = '227d2c2daac7'
 branch_labels = None

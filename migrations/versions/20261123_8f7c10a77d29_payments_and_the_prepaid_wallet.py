@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '8f7c10a77d29'
 down_revision = 'b463ba4fae9f'
 branch_labels = None

@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = 'a6ede64c7f0d'
 down_revision = '6543d8b2f618'
 branch_labels = None

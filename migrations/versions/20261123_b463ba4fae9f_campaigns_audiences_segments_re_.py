@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = 'b463ba4fae9f'
 down_revision = 'a6ede64c7f0d'
 branch_labels = None

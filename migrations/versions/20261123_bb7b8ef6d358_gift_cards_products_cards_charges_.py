@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = 'bb7b8ef6d358'
 down_revision = 'f35501669a9c'
 branch_labels = None

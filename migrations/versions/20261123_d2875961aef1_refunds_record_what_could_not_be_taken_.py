@@ -9,9 +9,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import portal.db
-
-
 revision = 'd2875961aef1'
 down_revision = '683d2c084903'
 branch_labels = None

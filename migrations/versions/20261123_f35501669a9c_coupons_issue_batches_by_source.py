@@ -6,11 +6,7 @@ Create Date: 2026-11-23 08:00:00.546635
 """
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
-
-import portal.db
-
 
 revision = 'f35501669a9c'
 down_revision = '8f7c10a77d29'

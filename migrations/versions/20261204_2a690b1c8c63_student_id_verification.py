@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = '2a690b1c8c63'
 down_revision = 'c53f2c7156e4'
 branch_labels = None

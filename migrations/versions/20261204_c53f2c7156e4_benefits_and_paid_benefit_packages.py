@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.db
 
-
 revision = 'c53f2c7156e4'
 down_revision = 'bb7b8ef6d358'
 branch_labels = None
