@@ -158,4 +158,12 @@ def is_unavailable(exc: BaseException) -> bool:
     if type(exc.orig).__module__.startswith("sqlite3"):
         reason = str(exc.orig).lower()
         return "locked" in reason or "busy" in reason or "unable to open" in reason
-    return True
+    # PostgreSQL: a failed connection has no SQLSTATE, or one of class 08; a server shutting
+    # down or starting, or out of connections, says so. Deadlocks, serialization failures
+    # and statement timeouts are OperationalErrors too, but they are our bugs to see.
+    state = getattr(exc.orig, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _PG_UNAVAILABLE
+
+
+# admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+_PG_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy import select
 
+from portal import ledger
 from portal.api import services as api_clients
 from portal.api.errors import ApiProblem
 from portal.coupons import services as coupons
@@ -24,7 +25,9 @@ OPENAPI = json.loads((Path(__file__).with_name("openapi.json")).read_text())
 # (422) before anything is stored, and so is an order or basket whose lines add up past it.
 MAX_ID = 2**31 - 1
 ROW_ID = f"int(max={MAX_ID})"
-MAX_AMOUNT = 10**8      # minor units: a million in a currency with two decimals
+# An amount's ceiling is the column's own, whatever the currency: a fixed "a million" would
+# refuse an ordinary purchase in rupiah or dong, whose minor units are tiny.
+MAX_AMOUNT = MAX_ID
 MAX_QUANTITY = 10**5
 
 
@@ -33,14 +36,31 @@ def _problem(e: ApiProblem):
     return e.response()
 
 
+@bp.errorhandler(ledger.BalanceTooLarge)
+def _balance_too_large(_e):
+    # A credit past what a balance column holds (say, an order earning points at a
+    # generous rate on a huge amount): refused whole, its transaction rolled back.
+    return ApiProblem(422, "balance_too_large",
+                      "This would take a balance past its limit").response()
+
+
 def _has_nul(value) -> bool:
+    """A NUL, or a lone surrogate (JSON's "\\ud800"): neither can be stored as text."""
     if isinstance(value, str):
-        return "\x00" in value
+        return "\x00" in value or not _encodes(value)
     if isinstance(value, dict):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
         return any(_has_nul(v) for v in value)
     return False
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse_nul() -> None:
@@ -49,7 +69,8 @@ def _refuse_nul() -> None:
     body = request.get_json(silent=True) if request.is_json else None
     if _has_nul(request.path) or _has_nul(list(request.args.items(multi=True))) \
             or _has_nul(body):
-        raise ApiProblem(400, "bad_request", "Text must not contain NUL characters")
+        raise ApiProblem(400, "bad_request",
+                         "Text must not contain NUL characters or lone surrogates")
 
 
 def client_required(view):

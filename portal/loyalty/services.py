@@ -131,6 +131,9 @@ def record_order(session: Session, *, store_id: int, client_id: int | None, chan
             points = _multiplied(session, card, channel, occurred_at, points)
             if alarm.is_blocked(session, card.member, "earn"):
                 points = 0  # an abnormal member earns no points while the block is on
+            # Checked before the order row: its INTEGER columns would overflow first.
+            if max(points, experience) > ledger.MAX_BALANCE:
+                raise ledger.BalanceTooLarge(0, max(points, experience))
             order = Order(store_id=store_id, client_id=client_id, external_id=external_id,
                           member_id=card.member_id, channel=channel, occurred_at=occurred_at,
                           currency=currency, total_minor=sum(ln.amount for ln in lines),

@@ -52,3 +52,24 @@ def test_a_missing_table_stays_a_server_error(client, member):
             client.get("/card")  # tests propagate what production answers with a 500
     finally:
         event.remove(db.engine, "do_execute", missing)
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate):
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("sqlstate,away", [
+    (None, True),          # the connection itself failed: no server answered
+    ("08006", True),       # connection_failure
+    ("57P01", True),       # admin_shutdown: a restart
+    ("57P03", True),       # cannot_connect_now: still starting
+    ("53300", True),       # too_many_connections
+    ("40P01", False),      # deadlock_detected: our bug, paged as a 500
+    ("40001", False),      # serialization_failure
+    ("57014", False),      # query_canceled: a statement timeout
+])
+def test_postgresql_errors_count_as_away_only_when_the_server_is(sqlstate, away):
+    error = OperationalError("SELECT 1", {}, _PgError(sqlstate))
+    assert is_unavailable(error) is away

@@ -195,3 +195,41 @@ def test_times_outside_1970_to_2099_are_invalid(client, till, member, when):  # 
         "card_no": card_no, "store_code": store_code, "channel": "POS", "at": when,
         "lines": [{"product_id": "LATTE", "quantity": 1, "unit_price": 100}]})
     assert r.status_code == 422 and r.json["field"] == "at"
+
+
+def test_a_lone_surrogate_is_refused_like_a_nul(client, till, card):  # noqa: F811
+    headers, store_code = till
+    r = client.post(f"/api/v1/cards/{card.number}/charges", headers=headers,
+                    json=_charge(store_code, key="K\ud800"))
+    assert r.status_code == 400 and r.json["code"] == "bad_request"
+    assert wallet.balance(db.session, card.id).total == 12000
+
+
+def _big_order(member, store_code, amount: int) -> dict:
+    return {"external_id": "O-BIG", "card_no": db.session.merge(member).cards[0].number,
+            "store_code": store_code, "channel": "POS", "occurred_at": "2026-05-03T14:30:00Z",
+            "currency": "CNY", "lines": [{"line_id": "1", "amount": amount}],
+            "payments": [{"method": "card", "amount": amount}]}
+
+
+def test_an_order_of_a_currency_with_tiny_minor_units_is_recorded(client, till, member):  # noqa: F811
+    # 500,000,000 minor units: ¥5,000,000.00 here, but only about US$30,000 in rupiah.
+    headers, store_code = till
+    r = client.post("/api/v1/orders", headers=headers,
+                    json=_big_order(member, store_code, 500_000_000))
+    assert r.status_code == 201
+
+
+def test_an_order_earning_past_what_a_balance_holds_is_refused_whole(
+        client, till, member, plan):  # noqa: F811
+    from sqlalchemy import func, select
+
+    from portal.loyalty.models import EarningRule, Order
+
+    db.session.add(EarningRule(plan_id=plan.id, points_amount=1000, points_per_minor=1))
+    db.session.commit()
+    headers, store_code = till
+    r = client.post("/api/v1/orders", headers=headers,
+                    json=_big_order(member, store_code, 10**7))
+    assert r.status_code == 422 and r.json["code"] == "balance_too_large"
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
