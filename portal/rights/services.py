@@ -208,8 +208,15 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
     with transaction(session):
         req = _locked(session, request_id)
         member = _open_member(session, req.member_id, lock=True)
+        # Locked before the holdings are read: a credit or a refund that is under way
+        # lands first and is seen, or waits and then finds the account closed.
         cards = list(session.scalars(select(MemberCard).where(
-            MemberCard.member_id == member.id).order_by(MemberCard.id)))
+            MemberCard.member_id == member.id).order_by(MemberCard.id)
+            .with_for_update().execution_options(populate_existing=True)))
+        session.scalars(select(ledger.Account.id).where(
+            ledger.Account.owner_type == CARD_OWNER,
+            ledger.Account.owner_id.in_([c.id for c in cards]))
+            .order_by(ledger.Account.id).with_for_update()).all()
         held = holdings(session, member.id)
         if held.blocks_closure:
             raise RightsError(RightsErrorCode.BALANCE_LEFT,
