@@ -222,7 +222,13 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
             raise RightsError(RightsErrorCode.BALANCE_LEFT,
                               _("The member still has prepaid money. Refund it first "
                                 "(Payments), then close the account."))
-        if _has_payment_under_way(session, member.id):
+        under_way = _payment_under_way(session, member.id)
+        if under_way == PaymentStatus.REVIEW:
+            # The member's money came in and bought nothing: staff settle it with a person.
+            raise RightsError(RightsErrorCode.PAYMENT_UNDER_WAY,
+                              _("A payment of the member needs attention (Payments). "
+                                "Settle it, then close the account."))
+        if under_way is not None:
             # Money that arrives after closing would land on a frozen card of no one.
             raise RightsError(RightsErrorCode.PAYMENT_UNDER_WAY,
                               _("A payment of the member is still under way. Close the "
@@ -244,12 +250,13 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
         return req
 
 
-def _has_payment_under_way(session: Session, member_id: int) -> bool:
-    return session.scalar(select(Payment.id).where(
-        Payment.member_id == member_id,
-        or_(Payment.status == PaymentStatus.PROCESSING,
-            (Payment.status == PaymentStatus.OPEN) & (Payment.expires_at > clock.now())))
-        .limit(1)) is not None
+def _payment_under_way(session: Session, member_id: int) -> PaymentStatus | None:
+    """The status of a payment that may still bring money in, REVIEW first. An OPEN one
+    counts past its expiry too: the sweep asks the provider and may still fulfil it."""
+    statuses = (PaymentStatus.REVIEW, PaymentStatus.OPEN, PaymentStatus.PROCESSING)
+    found = set(session.scalars(select(Payment.status).distinct().where(
+        Payment.member_id == member_id, Payment.status.in_(statuses))))
+    return next((s for s in statuses if s in found), None)
 
 
 def _forfeit(session: Session, req: DataRequest, owner_type: str, owner_ids: list[int],

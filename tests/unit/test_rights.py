@@ -325,6 +325,30 @@ def test_closing_waits_for_a_payment_under_way(member, owner):
     assert db.session.get(Member, member.id).closed_at is None
 
 
+@pytest.mark.parametrize("status,expires_in", [
+    ("open", -60),        # past its expiry, not swept yet: the sweep may still fulfil it
+    ("review", -60),      # paid, nothing given: staff settle it with the member
+    ("processing", 30)])
+def test_closing_waits_for_any_payment_not_settled(member, owner, status, expires_in):
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.payments.models import Payment
+
+    db.session.add(Payment(token="t" * 20, purpose="topup", purpose_id=1, member_id=member.id,
+                           amount_minor=1000, currency="CNY", description="Top-up",
+                           status=status, provider="demo",
+                           expires_at=clock.now() + timedelta(minutes=expires_in)))
+    db.session.commit()
+    req = _ask(member)
+
+    with pytest.raises(RightsError) as e:
+        rights.close_account(db.session, req.id, operator_id=owner.id)
+
+    assert e.value.code == RightsErrorCode.PAYMENT_UNDER_WAY
+    assert db.session.get(Member, member.id).closed_at is None
+
+
 def test_export_hides_the_buyers_contact_on_a_card_someone_else_bought(member, other_member):
     from portal.giftcards.models import GiftCard, GiftCardProduct
 
