@@ -292,6 +292,10 @@ def _erase(session: Session, member: Member, cards: list[MemberCard]) -> dict:
     session.execute(update(GiftCard).where(GiftCard.buyer_member_id == member.id)
                     .values(buyer_name=None, buyer_phone=None, buyer_email=None,
                             message=None))
+    # A card given to the member keeps the member's name and address as its recipient.
+    session.execute(update(GiftCard).where(GiftCard.holder_member_id == member.id)
+                    .values(recipient_name=None, recipient_phone=None,
+                            recipient_email=None))
     session.execute(delete(InboxMessage).where(InboxMessage.member_id == member.id))
     session.execute(delete(OneTimeCode).where(or_(OneTimeCode.member_id == member.id,
                                                   OneTimeCode.mobile.in_(addresses))))

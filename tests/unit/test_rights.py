@@ -370,3 +370,32 @@ def test_export_hides_the_buyers_contact_on_a_card_someone_else_bought(member, o
     assert (cards["G1"]["buyer_name"], cards["G1"]["buyer_phone"]) == (None, None)
     assert (cards["G2"]["buyer_name"], cards["G2"]["buyer_phone"]) == ("Me", member.mobile)
     assert "pin_hash" not in cards["G1"] and "claim_token" not in cards["G1"]
+
+
+def test_closing_erases_the_recipient_on_gift_cards_the_member_holds(member, other_member,
+                                                                     owner):
+    from portal.giftcards.models import GiftCard, GiftCardProduct
+
+    product = GiftCardProduct(kind="electronic", name="Gift", currency="CNY", status="active",
+                              denominations=[10_000], channels=["ONLINE"])
+    db.session.add(product)
+    db.session.flush()
+    db.session.add_all([
+        GiftCard(product_id=product.id, number="G1", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=other_member.id, buyer_name="Giver",
+                 holder_member_id=member.id, recipient_name="Me", recipient_phone=member.mobile,
+                 recipient_email="me@example.com"),
+        GiftCard(product_id=product.id, number="G2", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=other_member.id, buyer_name="Giver",
+                 holder_member_id=other_member.id, recipient_name="Friend",
+                 recipient_phone="+8613911113333")])
+    db.session.commit()
+
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+
+    held, other = (db.session.scalars(select(GiftCard).where(GiftCard.number == n)).one()
+                   for n in ("G1", "G2"))
+    assert (held.recipient_name, held.recipient_phone, held.recipient_email) == \
+        (None, None, None)
+    assert (held.buyer_name, held.number) == ("Giver", "G1")
+    assert (other.recipient_name, other.recipient_phone) == ("Friend", "+8613911113333")
