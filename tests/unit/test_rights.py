@@ -399,3 +399,28 @@ def test_closing_erases_the_recipient_on_gift_cards_the_member_holds(member, oth
         (None, None, None)
     assert (held.buyer_name, held.number) == ("Giver", "G1")
     assert (other.recipient_name, other.recipient_phone) == ("Friend", "+8613911113333")
+
+
+def test_export_leaves_out_the_number_of_a_card_the_member_gave_away(member, other_member):
+    from portal.giftcards.models import GiftCard, GiftCardProduct
+
+    product = GiftCardProduct(kind="electronic", name="Gift", currency="CNY", status="active",
+                              denominations=[10_000], channels=["ONLINE"])
+    db.session.add(product)
+    db.session.flush()
+    db.session.add_all([
+        GiftCard(product_id=product.id, number="G-CLAIMED", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=member.id, buyer_name="Me",
+                 holder_member_id=other_member.id, recipient_name="Friend"),
+        GiftCard(product_id=product.id, number="G-UNCLAIMED", currency="CNY",
+                 face_minor=10_000, price_minor=10_000, buyer_member_id=member.id,
+                 buyer_name="Me", recipient_name="Friend"),
+        GiftCard(product_id=product.id, number="G-MINE", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=member.id, buyer_name="Me",
+                 holder_member_id=member.id)])
+    db.session.commit()
+
+    cards = _export(member.id)["sections"]["gift_cards"]
+
+    assert sorted(str(c["number"]) for c in cards) == ["G-MINE", "None", "None"]
+    assert all(c["buyer_name"] == "Me" for c in cards)
