@@ -243,7 +243,9 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
         now = clock.now()
         req.status, req.open_member_id = RequestStatus.DONE, None
         req.processed_at, req.processed_by, req.outcome = now, operator_id, outcome
-        req.note = ""  # the member's own words may name them
+        # The member's own words may name them, in earlier (withdrawn, refused) asks too.
+        session.execute(update(DataRequest).where(DataRequest.member_id == member.id)
+                        .values(note=""))
         record(session, operator_id, "data_request.close", req,
                before={"status": RequestStatus.REQUESTED}, after={"status": req.status,
                                                                   **outcome})

@@ -424,3 +424,18 @@ def test_export_leaves_out_the_number_of_a_card_the_member_gave_away(member, oth
 
     assert sorted(str(c["number"]) for c in cards) == ["G-MINE", "None", "None"]
     assert all(c["buyer_name"] == "Me" for c in cards)
+
+
+def test_closing_blanks_the_notes_of_every_request_of_the_member(member, other_member, owner):
+    first = _ask(member)
+    rights.withdraw_closure(db.session, member.id)
+    theirs = _ask(other_member)
+    req = rights.request_closure(db.session, member.id, confirmation=member.mobile[-4:],
+                                 note="I am Wang Fang, please hurry")
+
+    rights.close_account(db.session, req.id, operator_id=owner.id)
+
+    db.session.expire_all()
+    assert db.session.get(DataRequest, first.id).note == ""
+    assert db.session.get(DataRequest, req.id).note == ""
+    assert db.session.get(DataRequest, theirs.id).note == "moving away"
