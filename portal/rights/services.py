@@ -362,7 +362,8 @@ def requests_page(session: Session, *, kind: str = "", status: str = "", q: str 
     if status in set(RequestStatus):
         query = query.where(DataRequest.status == status)
     q = q.strip()
-    if q.lstrip("#").isdigit():
+    # Plain 0-9 only: "²" passes isdigit() yet int() refuses it.
+    if q.lstrip("#").isdecimal() and q.lstrip("#").isascii():
         query = query.where(DataRequest.member_id == int(q.lstrip("#")))
     elif q:
         like = f"%{q}%"

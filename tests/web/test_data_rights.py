@@ -133,6 +133,14 @@ def test_list_filters_by_kind_and_status(client, manager, member, other_member):
     assert other in exports and name not in exports
 
 
+@pytest.mark.parametrize("q", ["²", "#²", "٣", "#12"])
+def test_list_search_takes_any_digits_without_failing(client, manager, member, q):
+    _ask(member)
+    sign_in_as(client, manager)
+
+    assert client.get("/admin/data-requests", query_string={"q": q}).status_code == 200
+
+
 def test_list_query_count_does_not_grow_with_rows(client, manager, plan):
     from tests.fixtures import count_queries, member_with_card
 
