@@ -439,3 +439,31 @@ def test_closing_blanks_the_notes_of_every_request_of_the_member(member, other_m
     assert db.session.get(DataRequest, first.id).note == ""
     assert db.session.get(DataRequest, req.id).note == ""
     assert db.session.get(DataRequest, theirs.id).note == "moving away"
+
+
+def test_staff_cannot_adjust_points_of_a_closed_account(member, owner):
+    from portal.loyalty.errors import LoyaltyError, LoyaltyErrorCode
+
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+
+    for kind in (AccountKind.POINTS, AccountKind.EXPERIENCE):
+        with pytest.raises(LoyaltyError) as e:
+            loyalty.adjust(db.session, member_id=member.id, kind=kind, delta=100,
+                           reason="goodwill", key=f"late:{kind}", operator_id=owner.id)
+        assert e.value.code == LoyaltyErrorCode.MEMBER_CLOSED
+    assert db.session.scalar(select(func.count()).select_from(ledger.Entry)) == 0
+
+
+def test_staff_cannot_issue_coupons_to_a_closed_account(member, owner):
+    from portal.coupons.errors import CouponError, CouponErrorCode
+
+    template = CouponTemplateFactory()
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+
+    with pytest.raises(CouponError) as e:
+        coupons.issue(db.session, member_id=member.id, template_id=template.id, key="late",
+                      source=coupons.Source("admin", reason="goodwill"),
+                      operator_id=owner.id)
+
+    assert e.value.code == CouponErrorCode.MEMBER_CLOSED
+    assert db.session.scalar(select(func.count()).select_from(Coupon)) == 0
