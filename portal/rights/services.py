@@ -59,7 +59,11 @@ def _invalid(errors: dict[str, str]) -> RightsError:
 def _open_member(session: Session, member_id: int, *, lock: bool = False) -> Member:
     query = select(Member).where(Member.id == member_id)
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        # NO KEY UPDATE: a charge or order being written for the member checks its foreign
+        # key with KEY SHARE; a full UPDATE lock would make it wait on us while we wait on
+        # its account locks (a deadlock). Refunds and adjustments take SHARE and still wait.
+        query = (query.with_for_update(key_share=True)
+                 .execution_options(populate_existing=True))
     member = session.scalar(query)
     if member is None or member.is_closed:
         raise RightsError(RightsErrorCode.CLOSED, _("This account is closed."))
@@ -208,11 +212,11 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
     with transaction(session):
         req = _locked(session, request_id)
         member = _open_member(session, req.member_id, lock=True)
-        # Locked before the holdings are read: a credit or a refund that is under way
-        # lands first and is seen, or waits and then finds the account closed.
+        # Locked before the holdings are read: money moving on the cards right now lands
+        # first and is counted; a refund that comes later waits, then finds it closed.
         cards = list(session.scalars(select(MemberCard).where(
             MemberCard.member_id == member.id).order_by(MemberCard.id)
-            .with_for_update().execution_options(populate_existing=True)))
+            .with_for_update(key_share=True).execution_options(populate_existing=True)))
         session.scalars(select(ledger.Account.id).where(
             ledger.Account.owner_type == CARD_OWNER,
             ledger.Account.owner_id.in_([c.id for c in cards]))
