@@ -468,7 +468,8 @@ def _wallet_problem(e) -> ApiProblem:
         return ApiProblem(422, "invalid_field", str(e), field=e.details.get("field", "amount"))
     status = {Code.UNKNOWN_CARD: 404, Code.UNKNOWN_CHARGE: 404, Code.CARD_INACTIVE: 409,
               Code.INSUFFICIENT_BALANCE: 409, Code.IDEMPOTENCY_CONFLICT: 409,
-              Code.WRONG_CURRENCY: 422, Code.REFUND_TOO_LARGE: 422}.get(e.code, 422)
+              Code.MEMBER_CLOSED: 409, Code.WRONG_CURRENCY: 422,
+              Code.REFUND_TOO_LARGE: 422}.get(e.code, 422)
     return ApiProblem(status, str(e.code), str(e), **e.details)
 
 

@@ -12,6 +12,7 @@ class CouponErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     NOT_A_MEMBER = "not_a_member"
     LOCKED = "locked"
+    MEMBER_CLOSED = "member_closed"
 
 
 class CouponError(Exception):

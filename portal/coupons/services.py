@@ -113,6 +113,10 @@ def _issue(session, *, member_id, source, key, template_id, package_id, quantity
         if done is not None:
             return done
         member = session.get(Member, member_id)
+        if member is not None and member.is_closed:
+            # Closing voided the member's coupons; a new one would belong to no one.
+            raise CouponError(CouponErrorCode.MEMBER_CLOSED,
+                              _("This account is closed: it cannot be given coupons."))
         if member is None or not member.is_member:
             raise CouponError(CouponErrorCode.NOT_A_MEMBER,
                               _("Coupons are for members: issue a card first."))

@@ -16,6 +16,7 @@ class LoyaltyErrorCode(StrEnum):
     MEMBER_ABNORMAL = "member_abnormal"
     UNKNOWN_EVENT = "unknown_event"
     REFERENCE_USED = "reference_used"
+    MEMBER_CLOSED = "member_closed"
 
 
 class LoyaltyError(Exception):

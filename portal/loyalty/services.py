@@ -440,8 +440,17 @@ def adjust(session: Session, *, member_id: int, kind: str, delta: int, reason: s
         raise LoyaltyError(LoyaltyErrorCode.INVALID, _("Say why (it goes in the audit log)."),
                            errors={"reason": _("Say why (it goes in the audit log).")})
     with transaction(session):
-        if session.get(Member, member_id) is None:
+        # Shared lock: closing holds the member row while it forfeits the points, so an
+        # adjustment lands before (and is forfeited) or finds the account closed.
+        member = session.scalar(select(Member).where(Member.id == member_id)
+                                .with_for_update(read=True)
+                                .execution_options(populate_existing=True))
+        if member is None:
             raise LoyaltyError(LoyaltyErrorCode.UNKNOWN_CARD, _("No such member."))
+        if member.is_closed:
+            raise LoyaltyError(LoyaltyErrorCode.MEMBER_CLOSED,
+                               _("This account is closed: its points and experience can "
+                                 "no longer change."))
         account = ledger.account(session, AccountKind(kind), "member", member_id)
         if session.scalar(select(ledger.Entry.id).where(
                 ledger.Entry.account_id == account.id,

@@ -53,10 +53,14 @@ def _columns(table, *extra):
 
 def _giftcard_columns(member_id: int) -> list:
     """A card someone else bought for the member: the buyer's own contact details are the
-    buyer's data, not the holder's."""
-    own = GiftCard.buyer_member_id == member_id
-    buyer = {"buyer_name", "buyer_phone", "buyer_email"}
-    return [case((own, c), else_=None).label(c.name) if c.name in buyer else c
+    buyer's data, not the holder's. A card the member gave away (held by someone else,
+    or not claimed yet): its number is the recipient's money, since a till spends a card
+    by its number alone, so it is left out, as the buyer's gift page leaves it out."""
+    bought = GiftCard.buyer_member_id == member_id
+    held = GiftCard.holder_member_id == member_id
+    hidden = {"buyer_name": bought, "buyer_phone": bought, "buyer_email": bought,
+              "number": held}
+    return [case((hidden[c.name], c), else_=None).label(c.name) if c.name in hidden else c
             for c in _columns(GiftCard.__table__)]
 
 

@@ -59,7 +59,11 @@ def _invalid(errors: dict[str, str]) -> RightsError:
 def _open_member(session: Session, member_id: int, *, lock: bool = False) -> Member:
     query = select(Member).where(Member.id == member_id)
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        # NO KEY UPDATE: a charge or order being written for the member checks its foreign
+        # key with KEY SHARE; a full UPDATE lock would make it wait on us while we wait on
+        # its account locks (a deadlock). Refunds and adjustments take SHARE and still wait.
+        query = (query.with_for_update(key_share=True)
+                 .execution_options(populate_existing=True))
     member = session.scalar(query)
     if member is None or member.is_closed:
         raise RightsError(RightsErrorCode.CLOSED, _("This account is closed."))
@@ -208,14 +212,27 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
     with transaction(session):
         req = _locked(session, request_id)
         member = _open_member(session, req.member_id, lock=True)
+        # Locked before the holdings are read: money moving on the cards right now lands
+        # first and is counted; a refund that comes later waits, then finds it closed.
         cards = list(session.scalars(select(MemberCard).where(
-            MemberCard.member_id == member.id).order_by(MemberCard.id)))
+            MemberCard.member_id == member.id).order_by(MemberCard.id)
+            .with_for_update(key_share=True).execution_options(populate_existing=True)))
+        session.scalars(select(ledger.Account.id).where(
+            ledger.Account.owner_type == CARD_OWNER,
+            ledger.Account.owner_id.in_([c.id for c in cards]))
+            .order_by(ledger.Account.id).with_for_update()).all()
         held = holdings(session, member.id)
         if held.blocks_closure:
             raise RightsError(RightsErrorCode.BALANCE_LEFT,
                               _("The member still has prepaid money. Refund it first "
                                 "(Payments), then close the account."))
-        if _has_payment_under_way(session, member.id):
+        under_way = _payment_under_way(session, member.id)
+        if under_way == PaymentStatus.REVIEW:
+            # The member's money came in and bought nothing: staff settle it with a person.
+            raise RightsError(RightsErrorCode.PAYMENT_UNDER_WAY,
+                              _("A payment of the member needs attention (Payments). "
+                                "Settle it, then close the account."))
+        if under_way is not None:
             # Money that arrives after closing would land on a frozen card of no one.
             raise RightsError(RightsErrorCode.PAYMENT_UNDER_WAY,
                               _("A payment of the member is still under way. Close the "
@@ -230,19 +247,22 @@ def close_account(session: Session, request_id: int, *, operator_id: int) -> Dat
         now = clock.now()
         req.status, req.open_member_id = RequestStatus.DONE, None
         req.processed_at, req.processed_by, req.outcome = now, operator_id, outcome
-        req.note = ""  # the member's own words may name them
+        # The member's own words may name them, in earlier (withdrawn, refused) asks too.
+        session.execute(update(DataRequest).where(DataRequest.member_id == member.id)
+                        .values(note=""))
         record(session, operator_id, "data_request.close", req,
                before={"status": RequestStatus.REQUESTED}, after={"status": req.status,
                                                                   **outcome})
         return req
 
 
-def _has_payment_under_way(session: Session, member_id: int) -> bool:
-    return session.scalar(select(Payment.id).where(
-        Payment.member_id == member_id,
-        or_(Payment.status == PaymentStatus.PROCESSING,
-            (Payment.status == PaymentStatus.OPEN) & (Payment.expires_at > clock.now())))
-        .limit(1)) is not None
+def _payment_under_way(session: Session, member_id: int) -> PaymentStatus | None:
+    """The status of a payment that may still bring money in, REVIEW first. An OPEN one
+    counts past its expiry too: the sweep asks the provider and may still fulfil it."""
+    statuses = (PaymentStatus.REVIEW, PaymentStatus.OPEN, PaymentStatus.PROCESSING)
+    found = set(session.scalars(select(Payment.status).distinct().where(
+        Payment.member_id == member_id, Payment.status.in_(statuses))))
+    return next((s for s in statuses if s in found), None)
 
 
 def _forfeit(session: Session, req: DataRequest, owner_type: str, owner_ids: list[int],
@@ -278,6 +298,10 @@ def _erase(session: Session, member: Member, cards: list[MemberCard]) -> dict:
     session.execute(update(GiftCard).where(GiftCard.buyer_member_id == member.id)
                     .values(buyer_name=None, buyer_phone=None, buyer_email=None,
                             message=None))
+    # A card given to the member keeps the member's name and address as its recipient.
+    session.execute(update(GiftCard).where(GiftCard.holder_member_id == member.id)
+                    .values(recipient_name=None, recipient_phone=None,
+                            recipient_email=None))
     session.execute(delete(InboxMessage).where(InboxMessage.member_id == member.id))
     session.execute(delete(OneTimeCode).where(or_(OneTimeCode.member_id == member.id,
                                                   OneTimeCode.mobile.in_(addresses))))
@@ -342,7 +366,8 @@ def requests_page(session: Session, *, kind: str = "", status: str = "", q: str 
     if status in set(RequestStatus):
         query = query.where(DataRequest.status == status)
     q = q.strip()
-    if q.lstrip("#").isdigit():
+    # Plain 0-9 only: "²" passes isdigit() yet int() refuses it.
+    if q.lstrip("#").isdecimal() and q.lstrip("#").isascii():
         query = query.where(DataRequest.member_id == int(q.lstrip("#")))
     elif q:
         like = f"%{q}%"

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, scoped_session, selectinload
 from portal import clock, ledger
 from portal.db import transaction
 from portal.ledger import AccountKind, InsufficientBalance
-from portal.members.models import MemberCard
+from portal.members.models import Member, MemberCard
 from portal.wallet.errors import WalletError, WalletErrorCode
 from portal.wallet.models import (
     Charge,
@@ -550,6 +550,17 @@ def refund_charge(session: Session, charge_id: int, *, amount_minor: int | None,
             done = _refund_by_key(session, charge_id, refund_key)
             if done is not None:
                 return _replay_refund(done, amount_minor)
+            # Closing forfeited the bonus and erased the member; money put back here would
+            # sit on a frozen card of no one. Locked as closing locks it (close_account
+            # holds the member row), so a closure and a refund cannot pass each other.
+            closed = session.scalar(select(Member.closed_at)
+                                    .join(MemberCard, MemberCard.member_id == Member.id)
+                                    .where(MemberCard.id == paid.card_id)
+                                    .with_for_update(of=Member, read=True))
+            if closed is not None:
+                raise WalletError(WalletErrorCode.MEMBER_CLOSED,
+                                  _("The member's account is closed: this charge cannot "
+                                    "go back on the card. Pay it back another way."))
             left = paid.amount_minor - paid.refunded_minor
             amount = left if amount_minor is None else amount_minor
             if left == 0 or amount > left:

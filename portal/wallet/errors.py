@@ -14,6 +14,7 @@ class WalletErrorCode(StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     REFUND_TOO_LARGE = "refund_too_large"
+    MEMBER_CLOSED = "member_closed"
 
 
 class WalletError(Exception):

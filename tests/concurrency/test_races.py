@@ -649,3 +649,39 @@ def test_two_staff_closing_at_once_forfeit_points_once(app, session, member, own
     forfeits = session.scalars(select(ledger.Entry.delta).where(
         ledger.Entry.reason == rights.CLOSED_REASON)).all()
     assert forfeits == [-90]
+
+
+def test_a_refund_and_a_closure_at_once_never_both_go_through(app, session, member, owner):
+    from portal.rights import services as rights
+    from portal.rights.errors import RightsError, RightsErrorCode
+    from portal.rights.models import DataRequest
+    from portal.wallet import balance as wallet
+    from portal.wallet.errors import WalletError, WalletErrorCode
+    from portal.wallet.models import ChargeRefund
+
+    card_id = _funded_card(session, member, 1000, 500)
+    paid = wallet.charge(session, card_id=card_id, amount_minor=1500, currency="CNY",
+                         idempotency_key="bill", channel="POS")   # the card is empty now
+    charge_id = paid.id
+    request_id = rights.request_closure(session, member.id,
+                                        confirmation=member.mobile[-4:]).id
+
+    def act(s, i):
+        if i == 0:
+            return rights.close_account(s, request_id, operator_id=owner.id)
+        return wallet.refund_charge(s, charge_id, amount_minor=None, refund_key="r")
+
+    closed, refunded = run_concurrently(app, act, [0, 1])
+
+    session.expire_all()
+    balance = wallet.balance(session, card_id)
+    if isinstance(closed, DataRequest):
+        assert isinstance(refunded, WalletError), refunded
+        assert refunded.code == WalletErrorCode.MEMBER_CLOSED
+        assert balance.total == 0
+    else:
+        assert isinstance(closed, RightsError), closed
+        assert closed.code == RightsErrorCode.BALANCE_LEFT
+        assert isinstance(refunded, ChargeRefund), refunded
+        assert (balance.principal, balance.bonus) == (1000, 500)
+    _ledger_sums_to_balances(session)

@@ -325,6 +325,30 @@ def test_closing_waits_for_a_payment_under_way(member, owner):
     assert db.session.get(Member, member.id).closed_at is None
 
 
+@pytest.mark.parametrize("status,expires_in", [
+    ("open", -60),        # past its expiry, not swept yet: the sweep may still fulfil it
+    ("review", -60),      # paid, nothing given: staff settle it with the member
+    ("processing", 30)])
+def test_closing_waits_for_any_payment_not_settled(member, owner, status, expires_in):
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.payments.models import Payment
+
+    db.session.add(Payment(token="t" * 20, purpose="topup", purpose_id=1, member_id=member.id,
+                           amount_minor=1000, currency="CNY", description="Top-up",
+                           status=status, provider="demo",
+                           expires_at=clock.now() + timedelta(minutes=expires_in)))
+    db.session.commit()
+    req = _ask(member)
+
+    with pytest.raises(RightsError) as e:
+        rights.close_account(db.session, req.id, operator_id=owner.id)
+
+    assert e.value.code == RightsErrorCode.PAYMENT_UNDER_WAY
+    assert db.session.get(Member, member.id).closed_at is None
+
+
 def test_export_hides_the_buyers_contact_on_a_card_someone_else_bought(member, other_member):
     from portal.giftcards.models import GiftCard, GiftCardProduct
 
@@ -346,3 +370,100 @@ def test_export_hides_the_buyers_contact_on_a_card_someone_else_bought(member, o
     assert (cards["G1"]["buyer_name"], cards["G1"]["buyer_phone"]) == (None, None)
     assert (cards["G2"]["buyer_name"], cards["G2"]["buyer_phone"]) == ("Me", member.mobile)
     assert "pin_hash" not in cards["G1"] and "claim_token" not in cards["G1"]
+
+
+def test_closing_erases_the_recipient_on_gift_cards_the_member_holds(member, other_member,
+                                                                     owner):
+    from portal.giftcards.models import GiftCard, GiftCardProduct
+
+    product = GiftCardProduct(kind="electronic", name="Gift", currency="CNY", status="active",
+                              denominations=[10_000], channels=["ONLINE"])
+    db.session.add(product)
+    db.session.flush()
+    db.session.add_all([
+        GiftCard(product_id=product.id, number="G1", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=other_member.id, buyer_name="Giver",
+                 holder_member_id=member.id, recipient_name="Me", recipient_phone=member.mobile,
+                 recipient_email="me@example.com"),
+        GiftCard(product_id=product.id, number="G2", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=other_member.id, buyer_name="Giver",
+                 holder_member_id=other_member.id, recipient_name="Friend",
+                 recipient_phone="+8613911113333")])
+    db.session.commit()
+
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+
+    held, other = (db.session.scalars(select(GiftCard).where(GiftCard.number == n)).one()
+                   for n in ("G1", "G2"))
+    assert (held.recipient_name, held.recipient_phone, held.recipient_email) == \
+        (None, None, None)
+    assert (held.buyer_name, held.number) == ("Giver", "G1")
+    assert (other.recipient_name, other.recipient_phone) == ("Friend", "+8613911113333")
+
+
+def test_export_leaves_out_the_number_of_a_card_the_member_gave_away(member, other_member):
+    from portal.giftcards.models import GiftCard, GiftCardProduct
+
+    product = GiftCardProduct(kind="electronic", name="Gift", currency="CNY", status="active",
+                              denominations=[10_000], channels=["ONLINE"])
+    db.session.add(product)
+    db.session.flush()
+    db.session.add_all([
+        GiftCard(product_id=product.id, number="G-CLAIMED", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=member.id, buyer_name="Me",
+                 holder_member_id=other_member.id, recipient_name="Friend"),
+        GiftCard(product_id=product.id, number="G-UNCLAIMED", currency="CNY",
+                 face_minor=10_000, price_minor=10_000, buyer_member_id=member.id,
+                 buyer_name="Me", recipient_name="Friend"),
+        GiftCard(product_id=product.id, number="G-MINE", currency="CNY", face_minor=10_000,
+                 price_minor=10_000, buyer_member_id=member.id, buyer_name="Me",
+                 holder_member_id=member.id)])
+    db.session.commit()
+
+    cards = _export(member.id)["sections"]["gift_cards"]
+
+    assert sorted(str(c["number"]) for c in cards) == ["G-MINE", "None", "None"]
+    assert all(c["buyer_name"] == "Me" for c in cards)
+
+
+def test_closing_blanks_the_notes_of_every_request_of_the_member(member, other_member, owner):
+    first = _ask(member)
+    rights.withdraw_closure(db.session, member.id)
+    theirs = _ask(other_member)
+    req = rights.request_closure(db.session, member.id, confirmation=member.mobile[-4:],
+                                 note="I am Wang Fang, please hurry")
+
+    rights.close_account(db.session, req.id, operator_id=owner.id)
+
+    db.session.expire_all()
+    assert db.session.get(DataRequest, first.id).note == ""
+    assert db.session.get(DataRequest, req.id).note == ""
+    assert db.session.get(DataRequest, theirs.id).note == "moving away"
+
+
+def test_staff_cannot_adjust_points_of_a_closed_account(member, owner):
+    from portal.loyalty.errors import LoyaltyError, LoyaltyErrorCode
+
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+
+    for kind in (AccountKind.POINTS, AccountKind.EXPERIENCE):
+        with pytest.raises(LoyaltyError) as e:
+            loyalty.adjust(db.session, member_id=member.id, kind=kind, delta=100,
+                           reason="goodwill", key=f"late:{kind}", operator_id=owner.id)
+        assert e.value.code == LoyaltyErrorCode.MEMBER_CLOSED
+    assert db.session.scalar(select(func.count()).select_from(ledger.Entry)) == 0
+
+
+def test_staff_cannot_issue_coupons_to_a_closed_account(member, owner):
+    from portal.coupons.errors import CouponError, CouponErrorCode
+
+    template = CouponTemplateFactory()
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+
+    with pytest.raises(CouponError) as e:
+        coupons.issue(db.session, member_id=member.id, template_id=template.id, key="late",
+                      source=coupons.Source("admin", reason="goodwill"),
+                      operator_id=owner.id)
+
+    assert e.value.code == CouponErrorCode.MEMBER_CLOSED
+    assert db.session.scalar(select(func.count()).select_from(Coupon)) == 0

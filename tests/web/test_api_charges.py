@@ -262,3 +262,18 @@ def test_a_charge_names_its_items_for_money_kept_for_them(client, till, card):
     bad = client.post(url, headers=headers, json=_charge(store_code, key="L-2",
                                                          lines="LATTE"))
     assert bad.status_code == 422 and bad.json["field"] == "lines"
+
+
+def test_a_refund_after_the_account_was_closed_is_refused(client, till, card, member, owner):
+    from portal.rights import services as rights
+
+    headers, _store = till
+    charge_id = _paid(client, till, card, amount=12000)    # everything on the card
+    req = rights.request_closure(db.session, member.id, confirmation=member.mobile[-4:])
+    rights.close_account(db.session, req.id, operator_id=owner.id)
+
+    r = client.post(f"/api/v1/charges/{charge_id}/refund", headers=headers,
+                    json={"refund_key": "R-1"})
+
+    assert r.status_code == 409 and r.json["code"] == "member_closed"
+    assert wallet.balance(db.session, card.id).total == 0

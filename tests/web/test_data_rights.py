@@ -133,6 +133,14 @@ def test_list_filters_by_kind_and_status(client, manager, member, other_member):
     assert other in exports and name not in exports
 
 
+@pytest.mark.parametrize("q", ["²", "#²", "٣", "#12"])
+def test_list_search_takes_any_digits_without_failing(client, manager, member, q):
+    _ask(member)
+    sign_in_as(client, manager)
+
+    assert client.get("/admin/data-requests", query_string={"q": q}).status_code == 200
+
+
 def test_list_query_count_does_not_grow_with_rows(client, manager, plan):
     from tests.fixtures import count_queries, member_with_card
 
@@ -240,3 +248,15 @@ def test_downloads_are_limited_per_member(member_client):
     codes = [member_client.post("/me/data/export", buffered=True).status_code
              for _ in range(11)]
     assert codes[:10] == [200] * 10 and codes[10] == 429
+
+
+def test_staff_adjusting_points_of_a_closed_account_are_told_why(client, owner, member):
+    rights.close_account(db.session, _ask(member).id, operator_id=owner.id)
+    sign_in_as(client, owner)
+
+    r = client.post(f"/admin/members/{member.id}/adjust", follow_redirects=True,
+                    data={"kind": "points", "delta": "50", "reason": "goodwill",
+                          "nonce": "n1"})
+
+    assert r.status_code == 200
+    assert "This account is closed" in r.get_data(as_text=True)
