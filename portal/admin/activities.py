@@ -69,7 +69,7 @@ def _whole(raw: str | None) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not raw.lstrip("-").isdigit():
+    if not raw.lstrip("-").isdecimal():
         raise ValueError(raw)
     return int(raw)
 
@@ -86,7 +86,7 @@ def _gift_rows(form_data) -> tuple[list[dict], dict[str, str], list[dict]]:
         typed.append(raw)
         gift = {"delay": raw["delay"] or "instant", "validity": raw["validity"] or "template"}
         kind, _sep, ident = raw["offer"].partition(":")
-        if kind in ("t", "p") and ident.isdigit():
+        if kind in ("t", "p") and ident.isdecimal():
             gift["template_id" if kind == "t" else "package_id"] = int(ident)
         else:
             errors[f"gift-{n}-offer"] = _("Choose a coupon or a package.")
@@ -150,7 +150,7 @@ def _input(form: ActivityForm) -> manage.ActivityInput:
         except ValueError:
             data.errors[name] = _("Enter a date and time.")
     for name in ("plan_ids", "tier_ids", "segment_ids", "tag_ids"):
-        setattr(data, name, [int(v) for v in form[name].data or [] if str(v).isdigit()])
+        setattr(data, name, [int(v) for v in form[name].data or [] if str(v).isdecimal()])
     for name in ("points", "lapse_days"):
         try:
             setattr(data, name, _whole(form[name].data))

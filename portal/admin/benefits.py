@@ -132,7 +132,7 @@ def benefit_list():
     operator = args.get("operator", "")
     filters = manage.BenefitFilters(q=args.get("q", "").strip()[:80], kind=kind,
                                     status=status,
-                                    operator_id=int(operator) if operator.isdigit() else None)
+                                    operator_id=int(operator) if operator.isdecimal() else None)
     rows, more = manage.benefit_list(db.session, filters,
                                      before_id=args.get("before", type=int))
     return render("admin/benefits/list.html", block="results", rows=rows, more=more,
@@ -195,7 +195,7 @@ def _input(form: BenefitForm, kind: str, benefit=None) -> tuple[dict, list, list
     perk_rows = _rows("perk", ("tier", "discount", "multiplier", "note"))
     prices = [{"product_id": r["product"], "price_minor": read.money(
         r["price"], f"prices-{i}-price_minor")} for i, r in enumerate(price_rows)]
-    perks = [{"tier_id": int(r["tier"]) if r["tier"].isdigit() else None,
+    perks = [{"tier_id": int(r["tier"]) if r["tier"].isdecimal() else None,
               "discount_bp": read.percent(r["discount"], f"tier_perks-{i}-discount_bp"),
               "multiplier_bp": _multiple(r["multiplier"], f"tier_perks-{i}-multiplier_bp",
                                          read.errors),
@@ -206,11 +206,11 @@ def _input(form: BenefitForm, kind: str, benefit=None) -> tuple[dict, list, list
     data = {
         "name": form.name.data or "", "brief": form.brief.data or "",
         "description": form.description.data or "", "currency": currency,
-        "plan_ids": [int(v) for v in form.plan_ids.data or [] if str(v).isdigit()],
-        "tier_ids": [int(v) for v in form.tier_ids.data or [] if str(v).isdigit()],
+        "plan_ids": [int(v) for v in form.plan_ids.data or [] if str(v).isdecimal()],
+        "tier_ids": [int(v) for v in form.tier_ids.data or [] if str(v).isdecimal()],
         "channels": list(form.channels.data or []),
         "activity_id": int(form.activity_id.data)
-        if str(form.activity_id.data or "").isdigit() else None,
+        if str(form.activity_id.data or "").isdecimal() else None,
         "threshold_minor": read.money(form.threshold.data, "threshold_minor"),
         "off_minor": read.money(form.off.data, "off_minor"),
         "prices": prices,

@@ -49,7 +49,7 @@ def _parse(form: CouponTemplateForm, currency: str) -> tuple[dict, dict]:
         raw = (form[name].data or "").strip().replace(",", "")
         if not raw:
             return None
-        if not raw.isdigit():
+        if not raw.isdecimal():
             errors[name] = _("Enter a whole number.")
             return None
         return int(raw)
@@ -265,7 +265,7 @@ def package_list():
         for t in templates:
             raw = request.form.get(f"qty-{t.id}", "").strip()
             if raw:
-                items.append((t.id, int(raw) if raw.isdigit() else 0))
+                items.append((t.id, int(raw) if raw.isdecimal() else 0))
         try:
             coupons.create_package(db.session, form.name.data, items,
                                    operator_id=current_staff().id)
@@ -313,9 +313,9 @@ def member_issue(member_id: int):
     kind, _sep, raw_id = (form.offer.data or "").partition(":")
     quantity = form.quantity.data.strip()
     reason = (form.reason.data or "").strip()
-    if kind not in ("t", "p") or not raw_id.isdigit():
+    if kind not in ("t", "p") or not raw_id.isdecimal():
         flash(_("Choose a coupon or a package."), "error")
-    elif not quantity.isdigit():
+    elif not quantity.isdecimal():
         flash(_("Enter a whole number."), "error")
     elif not reason:
         flash(_("Say why you are giving this (it goes in the audit log)."), "error")

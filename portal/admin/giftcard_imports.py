@@ -50,7 +50,7 @@ def giftcard_import():
     if not upload or not upload.filename:
         form.file.errors = [_("Choose the filled-in template to upload.")]
         return _page(form, status=422)
-    product_id = int(form.product_id.data) if str(form.product_id.data).isdigit() else None
+    product_id = int(form.product_id.data) if str(form.product_id.data).isdecimal() else None
     try:
         run = imports.import_file(db.session, product_id, upload.stream,
                                   filename=upload.filename, operator_id=current_staff().id)

@@ -126,7 +126,7 @@ def _input(form: GiftCardProductForm, currency: str) -> dict:
     return {
         "kind": form.kind.data or "", "name": form.name.data or "",
         "currency": form.currency.data or currency,
-        "store_ids": [int(v) for v in form.store_ids.data or [] if str(v).isdigit()],
+        "store_ids": [int(v) for v in form.store_ids.data or [] if str(v).isdecimal()],
         "design": "" if design == UPLOADED else design,
         "denominations": amounts,
         "discount_bp": read.percent(form.discount.data, "discount_bp"),

@@ -72,7 +72,7 @@ def loyalty_rule_edit(plan_id: int):
         errors, data = {}, {}
         for name in ("points_amount", "experience_amount"):
             raw = (form[name].data or "").strip()
-            data[name] = int(raw) if raw.isdigit() else None
+            data[name] = int(raw) if raw.isdecimal() else None
         for name, field in (("points_per_minor", "points_per"),
                             ("experience_per_minor", "experience_per")):
             try:
@@ -84,7 +84,7 @@ def loyalty_rule_edit(plan_id: int):
         data["filter_names"] = _split_names(form.filter_names.data)
         expiry = form.points_expiry.data
         data["points_expiry_years"] = None if expiry == "never" else int(expiry) \
-            if (expiry or "").isdigit() else -1
+            if (expiry or "").isdecimal() else -1
         try:
             data["filter_product_ids"] = parse_product_ids(form.filter_product_ids.data)
         except Exception as e:  # noqa: BLE001 - a CouponError from the shared parser
@@ -123,7 +123,7 @@ def member_adjust(member_id: int):
     if not form.validate_on_submit():
         abort(400)
     raw = (form.delta.data or "").strip().replace("+", "")
-    delta = int(raw) if raw.lstrip("-").isdigit() else 0
+    delta = int(raw) if raw.lstrip("-").isdecimal() else 0
     try:
         balance = loyalty.adjust(db.session, member_id=member_id, kind=form.kind.data,
                                  delta=delta, reason=form.reason.data,
@@ -140,7 +140,7 @@ def member_adjust(member_id: int):
 
 def _number(raw: str | None) -> int | None:
     raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isdecimal() else None
 
 
 def _tiers_page(plan, settings_form=None, level_form=None, status=200):
@@ -173,7 +173,7 @@ def tier_settings(plan_id: int):
     if form.validate_on_submit():
         raw_day = (form.recalc_day.data or "").strip()
         data = {"enabled": form.enabled.data,
-                "recalc_day": _number(raw_day) if raw_day.isdigit() or not raw_day else -1,
+                "recalc_day": _number(raw_day) if raw_day.isdecimal() or not raw_day else -1,
                 "on_change": form.on_change.data, "validity": form.validity.data,
                 "validity_months": _number(form.validity_months.data),
                 "after_expiry": form.after_expiry.data}
@@ -255,7 +255,7 @@ def points_alarm():
     if form.validate_on_submit():
         raw = (form.daily_threshold.data or "").strip()
         try:
-            if raw and not raw.isdigit():
+            if raw and not raw.isdecimal():
                 raise LoyaltyError("invalid", "", errors={
                     "daily_threshold": _("A threshold above zero, or empty to switch it off.")})
             loyalty.alarm.save(db.session, daily_threshold=int(raw) if raw else None,

@@ -50,7 +50,7 @@ def paid_package_list():
 # --- reading the form -----------------------------------------------------------------------
 
 def _ints(name: str) -> list[int]:
-    return [int(v) for v in request.form.getlist(name) if v.isdigit()]
+    return [int(v) for v in request.form.getlist(name) if v.isdecimal()]
 
 
 def _schedule() -> dict:
@@ -62,7 +62,7 @@ def _schedule() -> dict:
         days = _ints("schedule_weekdays")
     elif schedule["frequency"] == "monthly":
         days = [d if d == "last" else int(d) for d in f.getlist("schedule_monthdays")
-                if d == "last" or d.isdigit()]
+                if d == "last" or d.isdecimal()]
     if schedule["frequency"] != "daily":
         schedule["days"] = days
     if schedule["times"] == "window":
@@ -86,14 +86,14 @@ def _rows(prefix: str) -> list[int]:
     for key in request.form:
         head, _sep, rest = key.partition("-")
         number = rest.split("-", 1)[0]
-        if head == prefix and number.isdigit():
+        if head == prefix and number.isdecimal():
             seen.add(int(number))
     return sorted(seen)
 
 
 def _offer(value: str) -> tuple[int | None, int | None]:
     kind, _sep, ident = (value or "").partition(":")
-    if not ident.isdigit():
+    if not ident.isdecimal():
         return None, None
     return (int(ident), None) if kind == "t" else (None, int(ident)) if kind == "p" \
         else (None, None)
@@ -125,14 +125,14 @@ def _input(currency: str) -> dict:
             "kind": kind, "name": f.get(f"items-{n}-name", ""),
             "description": f.get(f"items-{n}-description", ""),
             "rule_positions": [int(p) - 1 for p in f.getlist(f"items-{n}-rules")
-                               if p.isdigit() and int(p) > 0],
+                               if p.isdecimal() and int(p) > 0],
             "points": read.whole(f.get(f"items-{n}-points"), f"items-{i}-points") or 0,
             "coupon_template_id": template_id, "coupon_package_id": package_id,
             "distribution": f.get(f"items-{n}-distribution") or None,
             "benefit_id": int(f.get(f"items-{n}-benefit_id")) if
-            f.get(f"items-{n}-benefit_id", "").isdigit() else None,
+            f.get(f"items-{n}-benefit_id", "").isdecimal() else None,
             "tier_id": int(f.get(f"items-{n}-tier_id")) if
-            f.get(f"items-{n}-tier_id", "").isdigit() else None})
+            f.get(f"items-{n}-tier_id", "").isdecimal() else None})
     data = {"name": f.get("name", ""), "currency": f.get("currency", currency),
             "tags": [t for t in f.get("tags", "").replace("，", ",").split(",")],
             "plan_ids": _ints("plan_ids"), "tier_ids": _ints("tier_ids"),
@@ -259,7 +259,7 @@ def _date_rows(values: dict, errors: dict) -> list[dict]:
     names = schedules.weekday_names()
     rows = []
     for d in values.get("schedule_days") or []:
-        key = schedules.day_key(int(d) if str(d).isdigit() else d)
+        key = schedules.day_key(int(d) if str(d).isdecimal() else d)
         label = names[int(d)] if values["schedule_frequency"] == "weekly" else (
             _("Last day") if d == "last" else _("Day %(n)s", n=d))
         start, end = (values.get("per_date", {}).get(key) or ["", ""])[:2]

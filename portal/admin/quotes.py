@@ -43,7 +43,7 @@ def _card(raw: str, errors: dict[str, str]) -> MemberCard | None:
     raw = raw.strip()
     digits = "".join(ch for ch in raw if ch not in " -")
     card = db.session.scalar(select(MemberCard).where(MemberCard.number == digits)) \
-        if digits.isdigit() else None
+        if digits.isdecimal() else None
     if card is None and raw:
         try:
             member = members.member_by_mobile(db.session, raw)

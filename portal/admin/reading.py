@@ -34,7 +34,7 @@ class FormReader:
         raw = (raw or "").strip().replace(",", "")
         if not raw:
             return None
-        if not raw.isdigit():
+        if not raw.isdecimal():
             self.errors[name] = _("Enter a whole number.")
             return None
         return int(raw)

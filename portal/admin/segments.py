@@ -117,14 +117,14 @@ def _rules(form: SegmentForm) -> tuple[list[dict], dict[str, str]]:
         raw = (form[name].data or "").strip().replace(",", "")
         if not raw:
             return None
-        if not raw.isdigit():
+        if not raw.isdecimal():
             errors[name] = _("Enter a whole number (0 or more).")
             return None
         return int(raw)
 
     for name in ("plan", "tier", "tag", "birthday_month"):
         raw = form[name].data or []
-        if any(not str(v).isdigit() for v in raw):
+        if any(not str(v).isdecimal() for v in raw):
             errors[name] = _("Choose from the list.")
         elif raw:
             rules.append({"field": name, "op": "in", "value": [int(v) for v in raw]})
@@ -266,7 +266,7 @@ def segment_edit(segment_id: int):
 def segment_count():
     """The live count while editing: HTMX gets the count element, a plain post the page."""
     segment = None
-    if (raw_id := request.args.get("segment_id", "")).isdigit():
+    if (raw_id := request.args.get("segment_id", "")).isdecimal():
         segment = segments.get(db.session, int(raw_id))
     form = _form(segment)
     if not form.validate_on_submit():

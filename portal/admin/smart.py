@@ -109,7 +109,7 @@ def _multiple(read: _Reader, raw: str | None, name: str) -> int | None:
 
 def _coupon_id(raw: str | None) -> int | None:
     raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isdecimal() else None
 
 
 def _tier_rows(form_data, currency: str) -> tuple[list[dict], dict[str, str], list[dict]]:
@@ -150,11 +150,11 @@ def _input(form: SmartPlanForm, currency: str) -> dict:
         "ends_at": read.moment(form.ends_at.data, "ends_at"),
         "store_scope": {"mode": form.store_mode.data or "all",
                         "store_ids": [int(v) for v in form.store_ids.data or []
-                                      if str(v).isdigit()],
+                                      if str(v).isdecimal()],
                         "organisations": list(form.organisations.data or []),
                         "groups": list(form.groups.data or [])},
         "min_topup_minor": read.money(form.min_topup.data, "min_topup_minor"),
-        "rounding_minor": int(rounding) if rounding.isdigit() else rounding,
+        "rounding_minor": int(rounding) if rounding.isdecimal() else rounding,
         "first_bonus": bool(form.first_bonus.data),
         "first_topup_only": bool(form.first_topup_only.data),
         "stock_total": read.whole(form.stock.data, "stock_total"),
@@ -162,7 +162,7 @@ def _input(form: SmartPlanForm, currency: str) -> dict:
         "agreement": form.agreement.data or "", "description": form.description.data or "",
     }
     for name in ("plan_ids", "tier_ids"):
-        data[name] = [int(v) for v in form[name].data or [] if str(v).isdigit()]
+        data[name] = [int(v) for v in form[name].data or [] if str(v).isdecimal()]
     data["tiers"], tier_errors, _typed = _tier_rows(request.form, currency)
     data["errors"] = {**read.errors, **tier_errors}
     return data
@@ -242,7 +242,7 @@ def _coupons(rows: list[dict]) -> tuple[list[CouponTemplate], dict[str, str]]:
     templates, _packages = plans.offers(db.session)
     active = {str(t.id) for t in templates}
     chosen = {int(r[k]) for r in rows for k in ("gift", "first_gift")
-              if r.get(k, "").isdigit() and r[k] not in active}
+              if r.get(k, "").isdecimal() and r[k] not in active}
     others = {str(i): title for i, title in db.session.execute(
         select(CouponTemplate.id, CouponTemplate.internal_name)
         .where(CouponTemplate.id.in_(chosen)))} if chosen else {}

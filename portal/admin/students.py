@@ -190,7 +190,7 @@ def _values(form: SettingsForm, read: FormReader) -> dict:
 
     def chosen(name):
         raw = form[name].data or ""
-        return int(raw) if raw.isdigit() else None
+        return int(raw) if raw.isdecimal() else None
 
     return {"validity_months": number("validity_months"), "tag_name": form.tag_name.data,
             "page_title": form.page_title.data, "page_intro": form.page_intro.data,

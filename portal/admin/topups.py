@@ -80,7 +80,7 @@ def _local(value: datetime | None) -> str:
 
 def _offer(value: str) -> tuple[int | None, int | None]:
     kind, _sep, ident = (value or "").partition(":")
-    if not ident.isdigit():
+    if not ident.isdecimal():
         return None, None
     return (int(ident), None) if kind == "t" else (None, int(ident)) if kind == "p" \
         else (None, None)
@@ -88,10 +88,10 @@ def _offer(value: str) -> tuple[int | None, int | None]:
 
 def _days(form: TopupPlanForm) -> list:
     if form.schedule_frequency.data == "weekly":
-        return [int(d) for d in form.schedule_weekdays.data or [] if str(d).isdigit()]
+        return [int(d) for d in form.schedule_weekdays.data or [] if str(d).isdecimal()]
     if form.schedule_frequency.data == "monthly":
         return [d if d == "last" else int(d) for d in form.schedule_monthdays.data or []
-                if d == "last" or str(d).isdigit()]
+                if d == "last" or str(d).isdecimal()]
     return []
 
 
@@ -126,11 +126,11 @@ def _input(form: TopupPlanForm, kind: str, currency: str) -> dict:
         "ends_at": read.moment(form.ends_at.data, "ends_at"), "schedule": schedule,
         "store_scope": {"mode": form.store_mode.data or "all",
                         "store_ids": [int(v) for v in form.store_ids.data or []
-                                      if str(v).isdigit()],
+                                      if str(v).isdecimal()],
                         "organisations": list(form.organisations.data or []),
                         "groups": list(form.groups.data or [])},
         "upgrade_tier_id": int(form.upgrade_tier_id.data)
-        if str(form.upgrade_tier_id.data or "").isdigit() else None,
+        if str(form.upgrade_tier_id.data or "").isdecimal() else None,
         "amount_minor": read.money(form.amount.data, "amount_minor"),
         "bonus_minor": read.money(form.bonus.data, "bonus_minor"),
         "bonus_points": read.whole(form.bonus_points.data, "bonus_points"),
@@ -160,10 +160,10 @@ def _input(form: TopupPlanForm, kind: str, currency: str) -> dict:
             and "same_day_usable_bp" not in read.errors:
         read.errors["same_day_usable_bp"] = _("Enter the share usable on the day.")
     for name in ("plan_ids", "tier_ids", "segment_ids", "tag_ids"):
-        data[name] = [int(v) for v in form[name].data or [] if str(v).isdigit()]
+        data[name] = [int(v) for v in form[name].data or [] if str(v).isdecimal()]
     raw = (form.benefit_ids.data or "").replace("，", ",")
-    data["benefit_ids"] = [int(v) for v in raw.replace(",", " ").split() if v.isdigit()]
-    if any(not v.isdigit() for v in raw.replace(",", " ").split()):
+    data["benefit_ids"] = [int(v) for v in raw.replace(",", " ").split() if v.isdecimal()]
+    if any(not v.isdecimal() for v in raw.replace(",", " ").split()):
         read.errors["benefit_ids"] = _("Enter benefit ids separated by commas.")
     try:
         data["spend_product_ids"] = parse_product_ids(form.spend_product_ids.data or "")
@@ -489,7 +489,7 @@ def topup_codes(plan_id: int):
                 db.session, plan_id, count=read.whole(form.count.data, "count"),
                 amount_minor=read.money(form.amount.data, "amount_minor"),
                 scenario=form.scenario.data or "",
-                store_ids=[int(v) for v in form.store_ids.data or [] if str(v).isdigit()],
+                store_ids=[int(v) for v in form.store_ids.data or [] if str(v).isdecimal()],
                 channels=list(form.channels.data or []),
                 valid_until=read.moment(form.valid_until.data, "valid_until"),
                 operator_id=current_staff().id, errors=read.errors)

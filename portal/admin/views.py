@@ -69,7 +69,7 @@ def _filters_from_args() -> members.MemberFilters:
     for f in dc_fields(members.MemberFilters):
         raw = args.get(f.name, "").strip()[:64]
         if f.name in ("page_id", "link_id", "plan_id", "store_id"):
-            values[f.name] = int(raw) if raw.isdigit() else None
+            values[f.name] = int(raw) if raw.isdecimal() else None
         else:
             values[f.name] = raw
     return members.MemberFilters(**values)

@@ -87,7 +87,7 @@ def _is_int(value) -> bool:
 
 
 def _ids(value) -> list[int]:
-    return sorted({int(v) for v in value or [] if _is_int(v) or str(v).isdigit()})
+    return sorted({int(v) for v in value or [] if _is_int(v) or str(v).isdecimal()})
 
 
 # --- checking what the merchant typed ------------------------------------------------------

@@ -121,7 +121,7 @@ def _is_int(value) -> bool:
 
 
 def _ids(value) -> list[int]:
-    return sorted({int(v) for v in value or [] if str(v).lstrip("-").isdigit()})
+    return sorted({int(v) for v in value or [] if str(v).lstrip("-").isdecimal()})
 
 
 def _unknown(session: Session, column, ids: list[int]) -> bool:
@@ -215,7 +215,7 @@ def _check_items(session: Session, items: list, rule_count: int, errors: dict) -
         if len(name) > 80:
             errors[key("name")] = _("At most %(n)d characters.", n=80)
         positions = sorted({int(p) for p in item.get("rule_positions") or []
-                            if str(p).isdigit()})
+                            if str(p).isdecimal()})
         if any(p >= rule_count for p in positions):
             errors[key("rule_positions")] = _("Choose among the package's sales rules.")
         v = {"kind": kind, "name": name, "description": (item.get("description") or "").strip(),

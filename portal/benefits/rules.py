@@ -20,7 +20,7 @@ LOOKAHEAD_DAYS = 400               # a monthly "31" can be two months away; a ye
 
 
 def _ids(values) -> set[int]:
-    return {int(v) for v in values or [] if str(v).strip().lstrip("-").isdigit()}
+    return {int(v) for v in values or [] if str(v).strip().lstrip("-").isdecimal()}
 
 
 def is_active(benefit) -> bool:

@@ -64,7 +64,7 @@ def balance(session: Session, card: GiftCard) -> int:
 
 
 def by_number(session: Session, number: str) -> GiftCard | None:
-    digits = "".join(ch for ch in str(number or "") if ch.isdigit())
+    digits = "".join(ch for ch in str(number or "") if ch.isdecimal())
     return session.scalar(select(GiftCard).where(GiftCard.number == digits)) if digits \
         else None
 

@@ -99,7 +99,7 @@ def _check_number(row: _Row, raw: str) -> None:
     low, high = NUMBER_DIGITS
     if not number:
         row.error = _("The card number is missing.")
-    elif not number.isascii() or not number.isdigit() or not low <= len(number) <= high:
+    elif not number.isascii() or not number.isdecimal() or not low <= len(number) <= high:
         row.error = _("A card number is %(low)d to %(high)d digits.", low=low, high=high)
     else:
         row.number = number
@@ -108,7 +108,7 @@ def _check_number(row: _Row, raw: str) -> None:
 def _check_pin(row: _Row, raw: str) -> None:
     pin = _digits(raw)
     low, high = PIN_DIGITS
-    if pin and (not pin.isascii() or not pin.isdigit() or not low <= len(pin) <= high):
+    if pin and (not pin.isascii() or not pin.isdecimal() or not low <= len(pin) <= high):
         row.error = _("A PIN is %(low)d to %(high)d digits.", low=low, high=high)
     row.pin = pin
 

@@ -58,7 +58,7 @@ class CardDetail:
 
 
 def digits(value: str | None) -> str:
-    return "".join(ch for ch in str(value or "") if ch.isdigit())
+    return "".join(ch for ch in str(value or "") if ch.isdecimal())
 
 
 def _number_filter(query, number: str | None):

@@ -66,7 +66,7 @@ def _order(product: GiftCardProduct) -> purchase.Order:
             order.amount_minor = Money.parse(raw, product.currency).minor
         except (ValueError, InvalidOperation):
             order.errors["amount"] = _("Enter an amount such as 300 or 150.50.")
-    elif choice.isdigit():
+    elif choice.isdecimal():
         order.amount_minor = int(choice)
     when = (form.get("send_at") or "").strip()
     if order.for_friend and form.get("send") == "later":

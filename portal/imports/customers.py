@@ -222,7 +222,7 @@ def mobile(raw: str, region: str) -> str:
         digits = _PUNCTUATION.sub("", raw)
         if digits.startswith(plus_code):
             digits = digits[len(plus_code):]
-        if digits.isdigit() and digits.isascii() and not (prefix and prefix.match(digits)):
+        if digits.isdecimal() and digits.isascii() and not (prefix and prefix.match(digits)):
             rule = lengths.get(len(digits))
             if rule is not None and rule[0].fullmatch(digits) and rule[1].fullmatch(digits) \
                     and not (rule[2] and rule[2].fullmatch(digits)):

@@ -60,7 +60,7 @@ def _status_condition(status: str, now: datetime):
 def _filtered(query: Select, f: CardFilters) -> Select:
     digits = re.sub(r"[\s-]", "", f.number or "")
     if digits:
-        if not digits.isdigit():
+        if not digits.isdecimal():
             return query.where(False)
         # Four digits are what a masked card shows ("•••• 1234"): match the end.
         query = query.where(MemberCard.number.like(f"%{digits}") if len(digits) == 4

@@ -73,7 +73,7 @@ def luhn_check_digit(digits: str) -> str:
 
 
 def is_valid_card_number(number: str) -> bool:
-    return number.isdigit() and len(number) == 16 and \
+    return number.isdecimal() and len(number) == 16 and \
         luhn_check_digit(number[:-1]) == number[-1]
 
 

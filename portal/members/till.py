@@ -56,7 +56,7 @@ def find(session: Session, text: str) -> Lookup:
     or a mobile number."""
     raw = (text or "").strip()
     digits = re.sub(r"[\s-]", "", raw)
-    if digits.isdigit() and len(digits) == 16:
+    if digits.isdecimal() and len(digits) == 16:
         card = session.scalar(select(MemberCard).where(MemberCard.number == digits))
         if card is not None:
             return Lookup(session.get(Member, card.member_id), card_number=digits)

@@ -151,7 +151,7 @@ def handle(session: Session, event: dict) -> str:
 def _payment_for(session: Session, obj: dict) -> Payment | None:
     payment_id = (obj.get("metadata") or {}).get("payment_id")
     query = select(Payment).with_for_update().execution_options(populate_existing=True)
-    if payment_id and str(payment_id).isdigit():
+    if payment_id and str(payment_id).isdecimal():
         return session.scalar(query.where(Payment.id == int(payment_id)))
     if obj.get("id"):
         return session.scalar(query.where(Payment.provider_session_id == obj["id"]))

@@ -92,7 +92,7 @@ def export(session: Session, member_id: int) -> Iterator[str]:
 
 def confirmation_digits(member: Member) -> str:
     """What the member types to confirm: the last four digits of their mobile number."""
-    return "".join(ch for ch in member.mobile or "" if ch.isdigit())[-4:]
+    return "".join(ch for ch in member.mobile or "" if ch.isdecimal())[-4:]
 
 
 def request_closure(session: Session, member_id: int, *, confirmation: str,
@@ -100,7 +100,7 @@ def request_closure(session: Session, member_id: int, *, confirmation: str,
     """Ask staff to close the account. One open request a member (a second ask, or two
     at once, get ALREADY_REQUESTED)."""
     note = (note or "").strip()
-    typed = "".join(ch for ch in confirmation or "" if ch.isdigit())
+    typed = "".join(ch for ch in confirmation or "" if ch.isdecimal())
     with transaction(session):
         member = _open_member(session, member_id)
         errors = {}

@@ -126,7 +126,7 @@ def _check_settings(session: Session, values: dict) -> dict:
             errors["gift_package_id"] = _("Choose an active coupon package.")
         else:
             clean["gift_package_id"] = package.id
-    wanted = {int(i) for i in values.get("package_ids") or [] if str(i).isdigit()}
+    wanted = {int(i) for i in values.get("package_ids") or [] if str(i).isdecimal()}
     known = set(session.scalars(select(BenefitPackage.id).where(
         BenefitPackage.id.in_(wanted)))) if wanted else set()
     if wanted - known:

@@ -45,7 +45,7 @@ def _read(stores, cards) -> tuple[dict, dict]:
         errors["store"] = _("Choose the store.")
     amount = None
     raw = (values.get("amount") or "").strip().replace(",", "")
-    if values.get("amount_minor", "").isdigit():
+    if values.get("amount_minor", "").isdecimal():
         amount = int(values["amount_minor"])
     elif raw:
         try:

@@ -72,7 +72,7 @@ def _days_of(schedule: dict) -> list:
     for d in schedule.get("days") or []:
         if d == "last":
             days.append("last")
-        elif isinstance(d, str) and d.isdigit():
+        elif isinstance(d, str) and d.isdecimal():
             days.append(int(d))
         else:
             days.append(d)

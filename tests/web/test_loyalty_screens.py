@@ -71,6 +71,15 @@ def test_adjustments_need_a_reason_and_cannot_go_below_zero(owner_client, member
     assert ledger.balance(db.session, AccountKind.POINTS, "member", member.id) == 0
 
 
+def test_an_adjustment_in_superscript_digits_is_refused_not_a_server_error(owner_client,
+                                                                         member):
+    # "²".isdigit() is True but int("²") raises: digits are checked with isdecimal.
+    r = owner_client.post(f"/admin/members/{member.id}/adjust",
+                          data={"kind": "points", "delta": "²", "reason": "x", "nonce": "c"})
+    assert r.status_code < 500
+    assert ledger.balance(db.session, AccountKind.POINTS, "member", member.id) == 0
+
+
 def test_points_page_shows_balances_expiry_and_pages_the_history(member_client, member, owner,
                                                                   plan):
     db.session.add(EarningRule(plan_id=plan.id, points_expiry_years=0))
