@@ -60,20 +60,22 @@ def _region() -> str:
 
 # --- cards -----------------------------------------------------------------------------
 
+# Luhn doubles every second digit from the right and sums the digits of each product:
+# 0→0, 1→2, …, 5→1 (10), …, 9→9 (18).
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
+
+
 def luhn_check_digit(digits: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
+    """The digit that completes `digits` (ASCII digits) to a valid Luhn number. Slices and
+    a translation table rather than a loop per digit: an import numbers 50,000 cards."""
+    backwards = digits[::-1]
+    # Summing the ASCII codes and taking 48 ("0") off each: no int() per digit.
+    codes = (backwards[0::2].translate(_LUHN_DOUBLED) + backwards[1::2]).encode()
+    return str((48 * len(codes) - sum(codes)) % 10)
 
 
 def is_valid_card_number(number: str) -> bool:
-    return number.isdecimal() and len(number) == 16 and \
+    return number.isdecimal() and number.isascii() and len(number) == 16 and \
         luhn_check_digit(number[:-1]) == number[-1]
 
 
