@@ -165,25 +165,32 @@ def check_file(path, *, max_bytes: int = MAX_BYTES, max_unzipped: int = MAX_UNZI
 @dataclass
 class Rows:
     """The first sheet of a workbook on disk: its header, and its other non-empty rows as
-    text with their row numbers in Excel, converted one at a time as they are taken."""
+    text with their row numbers in Excel, converted one at a time as they are taken. Text
+    cells are as typed, surrounding spaces included."""
 
     header: list[str]
     rows: Iterator[tuple[int, list[str]]]
     size: int          # rows below the header by the sheet's extent: blank ones count
 
 
+_TEXT_ONLY = {str}
+
+
 def _cells(sheet) -> Iterator[tuple[int, list[str]]]:
     first_row, first_col = sheet.start or (0, 0)
     pad = [""] * first_col
     for offset, cells in enumerate(sheet.iter_rows()):
-        # Most cells are text: strip them here rather than call `text` for each.
-        values = [v.strip() if type(v) is str else text(v) for v in cells]
+        # Most rows are all text, and those are kept as read: the row checks strip what
+        # they use. Only the other cells are turned into the text a person typed.
+        values = cells if set(map(type, cells)) <= _TEXT_ONLY else [
+            v if type(v) is str else text(v) for v in cells]
+        if not "".join(values).strip():
+            continue
         if pad:
             values = pad + values
-        while values and values[-1] == "":
+        while values[-1] == "":
             values.pop()
-        if values:
-            yield first_row + offset + 1, values
+        yield first_row + offset + 1, values
 
 
 def open_rows(path, *, max_rows: int) -> Rows:

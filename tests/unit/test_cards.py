@@ -13,6 +13,22 @@ def test_card_numbers_carry_a_valid_check_digit():
     assert all(services.is_valid_card_number(n) for n in numbers)
 
 
+def test_card_numbers_drawn_together_are_valid_distinct_and_spread_over_every_digit():
+    numbers = services.new_card_numbers(5000)
+    assert len(set(numbers)) == 5000
+    assert all(services.is_valid_card_number(n) and n[0] != "0" for n in numbers)
+    # Every body digit takes every value; leading digits 1-9 all occur.
+    assert {n[0] for n in numbers} == set("123456789")
+    assert all({n[i] for n in numbers} == set("0123456789") for i in range(1, 16))
+
+
+def test_luhn_check_digit_matches_known_numbers():
+    # Published test numbers: Visa, Mastercard, American Express.
+    for number in ("4111111111111111", "5555555555554444", "378282246310005",
+                   "79927398713"):
+        assert services.luhn_check_digit(number[:-1]) == number[-1]
+
+
 def test_a_mistyped_digit_fails_the_check():
     number = services.new_card_number()
     wrong = number[:5] + str((int(number[5]) + 1) % 10) + number[6:]

@@ -190,6 +190,26 @@ def test_custom_attribute_columns_are_checked_by_kind(gold):
     assert "Visits" in errors(run)[3] and "Joined" in errors(run)[3]
 
 
+def test_spaces_around_values_are_ignored_and_blank_cells_are_not_given(gold):
+    with transaction(db.session):
+        db.session.add_all([CustomAttribute(key="visits", name="Visits", kind="number"),
+                            CustomAttribute(key="joined", name="Joined", kind="date")])
+    header = [f" {h} " for h in HEADER] + ["Visits", "Joined "]
+    run = run_import([
+        row(" 13800138000 ", "  Li  Wei ", " Member ", " Gold Card ", " VIP ",
+            " li@example.com ", " 1990-05-31 ", " female ", "   ", "  ", " 12 ", "   "),
+        [" ", "  ", *[""] * 10],                  # a row of spaces only is no row
+        row("13800138001", "Zhang", "", "", "", "", "", "", "", "", " ", " 2020-01-31 "),
+    ], header=header)
+    assert (run.rows_total, run.imported, run.failed) == (2, 2, 0)
+    li = member_by("+8613800138000")
+    assert (li.full_name, li.email, li.born_on, li.gender, li.address, li.id_number,
+            li.custom) == ("Li Wei", "li@example.com", date(1990, 5, 31), "female", None,
+                           None, {"visits": "12"})
+    assert li.cards[0].tier.name == "VIP"
+    assert member_by("+8613800138001").custom == {"joined": "2020-01-31"}
+
+
 def test_template_has_the_custom_attribute_columns_and_reads_back(gold):
     with transaction(db.session):
         db.session.add(CustomAttribute(key="drink", name="Favourite drink", kind="text"))
@@ -418,3 +438,21 @@ def test_a_failure_while_checking_rows_stops_the_run_after_the_chunks_written(
     run = run_import([row(f"1380013800{i}") for i in range(6)])
     # The first chunk went in; the run waits for the sweep, as after a worker's death.
     assert (run.status, run.progress, run.imported) == ("running", 2, 2)
+
+
+def test_card_numbers_already_taken_or_drawn_twice_are_drawn_again(gold, session,
+                                                                   monkeypatch):
+    from portal.members.services import issue_card
+
+    customer = MemberFactory()
+    with transaction(session):
+        on_file = issue_card(session, customer, gold).number
+    twin, fine = "4000000000000002", "4000000000000010"
+    redrawn = ["4000000000000028", "4000000000000036", "4000000000000044"]
+    draws = iter([[on_file, twin, twin, fine], redrawn])
+    monkeypatch.setattr(customers, "new_card_numbers", lambda count: next(draws)[:count])
+    run = run_import([row(f"1380013800{i}", kind="Member") for i in range(4)])
+    assert (run.imported, run.failed) == (4, 0)
+    assert sorted(session.scalars(select(MemberCard.number)
+                                  .where(MemberCard.number != on_file))) == \
+        sorted([fine, *redrawn])
