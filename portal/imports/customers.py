@@ -805,8 +805,6 @@ def _once_per_value(convert):
     done = {}
 
     def convert_once(value):
-        if value is None:
-            return convert(value)
         # The type is part of the key: 1, 1.0 and True are equal but convert differently.
         key = tuple((k, type(v), v) for k, v in value.items()) if type(value) is dict \
             else (type(value), value)

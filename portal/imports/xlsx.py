@@ -173,7 +173,7 @@ class Rows:
     size: int          # rows below the header by the sheet's extent: blank ones count
 
 
-_TEXT_ONLY = {str}
+_TEXT_ONLY = frozenset({str})
 
 
 def _cells(sheet) -> Iterator[tuple[int, list[str]]]:
