@@ -2,6 +2,7 @@
 never turns into a formula."""
 from __future__ import annotations
 
+import random
 import zipfile
 from datetime import datetime
 from decimal import Decimal
@@ -120,3 +121,28 @@ def test_written_numbers_and_dates_stay_typed(app, tmp_path):
         [Decimal("123.45"), 7, datetime(2026, 12, 4, 15, 30), "0012"]])])
     assert read_back(path.read_bytes())[1] == [123.45, 7.0, datetime(2026, 12, 4, 15, 30),
                                                "0012"]
+
+
+@pytest.mark.parametrize("offset", range(-3, 2))
+@pytest.mark.parametrize("tag", [b"<f>1+1</f>", b'<f t="shared" si="0"/>'])
+def test_a_formula_is_found_wherever_it_falls_in_the_inflated_sheet(app, tmp_path, offset,
+                                                                    tag):
+    """The sheet is scanned in 64 KiB pieces: a tag across two of them is found too."""
+    head = b"<worksheet><sheetData><row><c>"
+    # Letters in no order, so that the zip stays within the ratio a bomb is told by.
+    padding = bytes(random.Random(offset).choices(b"abcdefgh", k=64 * 1024 + offset
+                                                  - len(head)))
+    path = tmp_path / "formula.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml",
+                         head + padding + tag + b"</c></row></sheetData></worksheet>")
+    with pytest.raises(xlsx.XlsxError, match="formulas"):
+        xlsx.check_file(path, refuse_formulas=True)
+
+
+def test_tags_that_only_start_like_a_formula_are_not_one(app, tmp_path):
+    path = tmp_path / "filters.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"<worksheet><autoFilter><filterColumn "
+                         b'colId="0"/></autoFilter><font/></worksheet>')
+    xlsx.check_file(path, refuse_formulas=True)
