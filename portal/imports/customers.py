@@ -179,15 +179,15 @@ def _desc(desc) -> tuple | None:
     return desc.possible_length, desc.national_number_pattern
 
 
-def _length_rules(metadata) -> dict[int, re.Pattern]:
+def _length_rules(metadata) -> list[str]:
     """phonenumbers' typing of a national number (`_number_type_helper`) reduced to the one
     question asked here, per length of number: it must match the general pattern, none of
     the special-purpose ones (premium rate to voicemail) and the mobile one (the fixed-line
     one where a region's are the same), which makes it MOBILE or FIXED_LINE_OR_MOBILE. A
     pattern counts for a length as in `_is_number_matching_desc`: no possible lengths, or
-    that length among them. Compiled once into one pattern per length (the general and
-    mobile patterns as lookaheads, the specials as one negative lookahead): one match per
-    number instead of a dozen pattern look-ups."""
+    that length among them. One pattern per length, the general and mobile patterns as
+    lookaheads and the specials as one negative lookahead: one match per number instead
+    of a dozen pattern look-ups."""
     general = _desc(metadata.general_desc)
     target = _desc(metadata.fixed_line if metadata.same_mobile_and_fixed_line_pattern
                    else metadata.mobile)
@@ -196,26 +196,36 @@ def _length_rules(metadata) -> dict[int, re.Pattern]:
     def fits(desc, length: int) -> bool:
         return desc is not None and (not desc[0] or length in desc[0])
 
-    rules = {}
+    rules = []
     for length in range(1, 18):          # a national number has at most 17 digits
         if not (fits(general, length) and fits(target, length)):
             continue
         others = "|".join(f"(?:{d[1]})" for d in specials if fits(d, length))
-        rules[length] = re.compile(rf"(?=(?:{general[1]})\Z)(?=(?:{target[1]})\Z)"
-                                   + (rf"(?!(?:{others})\Z)" if others else ""))
+        rules.append(rf"(?=[0-9]{{{length}}}\Z)(?=(?:{general[1]})\Z)(?=(?:{target[1]})\Z)"
+                     + (rf"(?!(?:{others})\Z)" if others else ""))
     return rules
 
 
 @lru_cache(maxsize=8)
 def _region_rules(region: str):
+    """(the region's +country code, the `match` of a pattern taking the numbers `mobile`
+    types without a parse), or None for a region it leaves to the parse. The pattern reads
+    an optional +country code, then ASCII digits that start with no prefix to strip and fit
+    one of the length rules; its group "national" is the national number."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if metadata is None or phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(
             metadata.country_code) != (region,):
         return None
+    rules = _length_rules(metadata)
+    if not rules:
+        return None
     prefixes = [p for p in (metadata.national_prefix_for_parsing,
                             metadata.international_prefix) if p]
-    return (f"+{metadata.country_code}", re.compile("|".join(prefixes)) if prefixes else None,
-            _length_rules(metadata))
+    no_prefix = rf"(?!{'|'.join(f'(?:{p})' for p in prefixes)})" if prefixes else ""
+    plus_code = f"+{metadata.country_code}"
+    return plus_code, re.compile(
+        rf"(?:{re.escape(plus_code)})?{no_prefix}(?=(?P<national>[0-9]+)\Z)"
+        rf"(?:{'|'.join(rules)})").match
 
 
 def mobile(raw: str, region: str) -> str:
@@ -224,14 +234,9 @@ def mobile(raw: str, region: str) -> str:
     typed straight from the region's own patterns. Anything else takes the full parse."""
     rules = _region_rules(region)
     if rules is not None:
-        plus_code, prefix, lengths = rules
-        digits = raw if raw.isdecimal() else _PUNCTUATION.sub("", raw)
-        if digits.startswith(plus_code):
-            digits = digits[len(plus_code):]
-        if digits.isdecimal() and digits.isascii() and not (prefix and prefix.match(digits)):
-            rule = lengths.get(len(digits))
-            if rule is not None and rule.match(digits):
-                return plus_code + digits
+        plus_code, fast = rules
+        if found := fast(raw if raw.isdecimal() else _PUNCTUATION.sub("", raw)):
+            return plus_code + found["national"]
     return normalize_mobile(raw, region)
 
 
@@ -410,17 +415,14 @@ def _check(ctx: _Context, batch: list[tuple[int, list]]) -> _Chunk:
         except MemberError as e:
             return _bad(labels["mobile"], str(e))
 
-    def text_cell(name: str):
+    def text_column(name: str, column: tuple) -> list[str | _Bad | None]:
+        """Runs of spaces made one, None for a blank cell."""
         limit = TEXT_LIMITS[name]
-
-        def check(value: str) -> str | _Bad | None:
-            if not value or not (value := " ".join(value.split())):
-                return None
-            if len(value) > limit:
-                return _bad(labels[name], _("at most %(n)d characters.", n=limit))
-            return value
-
-        return check
+        values = list(map(" ".join, map(str.split, column)))
+        if max(map(len, values), default=0) <= limit:
+            return [value or None for value in values]
+        too_long = _bad(labels[name], _("at most %(n)d characters.", n=limit))
+        return [too_long if len(value) > limit else value or None for value in values]
 
     def email_cell(raw: str) -> str | _Bad | None:
         if not (value := raw.strip()):
@@ -441,21 +443,23 @@ def _check(ctx: _Context, batch: list[tuple[int, list]]) -> _Chunk:
                 str(x) for x in GENDER_LABELS.values())))
         return gender
 
-    def id_cell(value: str) -> str | _Bad | None:
-        if not value or not (value := " ".join(value.split())):
-            return None
-        if not ID_NUMBER.match(value):
-            return _bad(labels["id_number"], _("letters, digits and dashes, 4 to 32 of them."))
-        return value
+    def id_column(column: tuple) -> list[str | _Bad | None]:
+        wrong = _bad(labels["id_number"], _("letters, digits and dashes, 4 to 32 of them."))
+        match = ID_NUMBER.match
+        return [value if match(value) else wrong if value else None
+                for value in map(" ".join, map(str.split, column))]
 
+    # Most numbers are typed as the region's own, digits only: one match each.
+    plus_code, typed = _region_rules(ctx.region) or ("", lambda _raw: None)
     checked = {
-        "mobile": list(map(mobile_cell, mobiles)),
-        "full_name": list(map(text_cell("full_name"), names)),
-        "address": list(map(text_cell("address"), addresses)),
+        "mobile": [plus_code + found["national"] if type(raw) is str and (found := typed(raw))
+                   else mobile_cell(raw) for raw in mobiles],
+        "full_name": text_column("full_name", names),
+        "address": text_column("address", addresses),
         "email": list(map(email_cell, emails)),
         "born_on": _each_distinct(births, born_cell, ctx.births),
         "gender": _each_distinct(genders, gender_cell),
-        "id_number": list(map(id_cell, ids)),
+        "id_number": id_column(ids),
         "card": _each_distinct(list(zip(kinds, plans, tiers, strict=True)),
                                lambda key: _card(ctx, *key), ctx.cards),
     }
