@@ -876,11 +876,10 @@ def _where_in(session: Session, columns: tuple, key, values: list) -> list[tuple
 def _bulk_insert(session: Session, table, constants: dict, columns: dict[str, list], *,
                  by_key: dict | None = None) -> None:
     """INSERT rows given by column (`columns`: name → the rows' values; `constants` the same
-    for every row) with one executemany of the driver. SQLAlchemy's own executemany builds
-    and converts a parameter dict per row, half of a 100,000-row import's time; here the
-    statement is compiled once, and values are converted by the processors SQLAlchemy itself
-    would use (dates, times, JSON) once per distinct object: rows are made from the columns
-    by zip, with no loop per row here.
+    for every row). SQLAlchemy's own executemany builds and converts a parameter dict per
+    row, half of a 100,000-row import's time; here values are converted by the processors
+    SQLAlchemy itself would use (dates, times, JSON) once per distinct object, and rows are
+    made from the columns by zip, with no loop per row here.
 
     `by_key` (column → a unique key column of another table, such as a member's mobile):
     that column is given as keys, and takes the id of the row holding each."""
@@ -894,7 +893,6 @@ def _bulk_insert(session: Session, table, constants: dict, columns: dict[str, li
             ids = dict(_where_in(session, (key, key.table.c.id), key, list(set(columns[name]))))
             columns = {**columns, name: list(map(ids.__getitem__, columns[name]))}
         by_key = None
-    compiled = insert(table).compile(dialect=dialect, column_keys=[*columns, *constants])
 
     def processor(name: str):
         return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
@@ -902,46 +900,51 @@ def _bulk_insert(session: Session, table, constants: dict, columns: dict[str, li
     values = {name: column if by_key and name in by_key else
               _converted(convert, column) if (convert := processor(name)) else column
               for name, column in columns.items()}
-    values |= {name: repeat(convert(value) if (convert := processor(name)) else value, size)
-               for name, value in constants.items()}
-    if not compiled.positional:
+    fixed = {name: convert(value) if (convert := processor(name)) else value
+             for name, value in constants.items()}
+    if dialect.name == "sqlite":
+        _insert_on_sqlite(connection, table, values, fixed, by_key or {})
+        return
+    values |= {name: repeat(value, size) for name, value in fixed.items()}
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(values))
+    if compiled.positional:
+        params = list(zip(*(values[name] for name in compiled.positiontup), strict=True))
+    else:
         params = [dict(zip(values, row, strict=True))
                   for row in zip(*values.values(), strict=True)]
-        connection.exec_driver_sql(compiled.string, params)
-        return
-    params = list(zip(*(values[name] for name in compiled.positiontup), strict=True))
-    head, _values, group = compiled.string.rpartition(" VALUES ")
-    if dialect.name != "sqlite" or group != "(" + ", ".join("?" * len(params[0])) + ")":
-        assert not by_key, "a key lookup needs SQLite's many-row statement"
-        connection.exec_driver_sql(compiled.string, params)
-        return
-    tail = ""
-    if by_key:
-        # The rows as a table joined to the keys' table on each key: the ids are found by
-        # SQLite, not read back row by row (each row read lets go of the interpreter).
-        quote = dialect.identifier_preparer.quote
-        picked, joins = [], []
-        for n, name in enumerate(compiled.positiontup, start=1):
-            if (key := by_key.get(name)) is None:
-                picked.append(f"v.column{n}")
-                continue
-            alias = f"k{len(joins)}"
-            picked.append(f"{alias}.{quote(key.table.c.id.name)}")
-            joins.append(f" JOIN {quote(key.table.name)} AS {alias} "
-                         f"ON {alias}.{quote(key.name)} = v.column{n}")
-        head = f"{head} SELECT {', '.join(picked)} FROM (VALUES"
-        tail = ") AS v" + "".join(joins)
-    else:
-        head = f"{head} VALUES"
-    # SQLite's executemany binds and steps row by row; a statement of many rows is one step
-    # for as many rows as SQLite takes variables in a statement. Few statements also let the
-    # thread checking the next chunk run: each one lets go of the interpreter and waits to
-    # take it back.
-    per_statement = max(1, _sqlite_variables(connection) // len(params[0]))
-    for start in range(0, len(params), per_statement):
-        batch = params[start:start + per_statement]
-        connection.exec_driver_sql(f"{head} {', '.join(repeat(group, len(batch)))}{tail}",
-                                   tuple(chain.from_iterable(batch)))
+    # One executemany of the driver (psycopg sends it as a pipeline).
+    connection.exec_driver_sql(compiled.string, params)
+
+
+def _insert_on_sqlite(connection, table, values: dict[str, list], fixed: dict,
+                      by_key: dict) -> None:
+    """INSERT … SELECT from the rows as a VALUES table. SQLite's executemany binds and steps
+    row by row; here one statement takes as many rows as SQLite binds variables in one
+    (Debian's build: 250,000), the constants are bound once per statement, not per row,
+    and keys are joined to their table for its ids (read back row by row, each row would
+    let go of the interpreter and wait to take it back from the thread checking the next
+    chunk)."""
+    quote = connection.dialect.identifier_preparer.quote
+    picked, joins = [], []
+    for n, name in enumerate(values, start=1):
+        if (key := by_key.get(name)) is None:
+            picked.append(f"v.column{n}")
+            continue
+        alias = f"k{len(joins)}"
+        picked.append(f"{alias}.{quote(key.table.c.id.name)}")
+        joins.append(f" JOIN {quote(key.table.name)} AS {alias} "
+                     f"ON {alias}.{quote(key.name)} = v.column{n}")
+    picked += repeat("?", len(fixed))
+    names = ", ".join(quote(table.c[name].name) for name in (*values, *fixed))
+    head = f"INSERT INTO {quote(table.name)} ({names}) SELECT {', '.join(picked)} FROM (VALUES "
+    tail = ") AS v" + "".join(joins)
+    group = f"({', '.join(repeat('?', len(values)))})"
+    rows = list(zip(*values.values(), strict=True))
+    per_statement = max(1, (_sqlite_variables(connection) - len(fixed)) // len(values))
+    for start in range(0, len(rows), per_statement):
+        batch = rows[start:start + per_statement]
+        connection.exec_driver_sql(f"{head}{', '.join(repeat(group, len(batch)))}{tail}",
+                                   (*fixed.values(), *chain.from_iterable(batch)))
 
 
 def _sqlite_variables(connection) -> int:

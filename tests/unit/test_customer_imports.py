@@ -86,6 +86,23 @@ def test_good_rows_make_customers_and_members_with_cards_in_the_named_tier(gold,
     assert run.stored_name is None and run.finished_at is not None
 
 
+def test_rows_split_over_several_statements_keep_their_own_values(gold, monkeypatch):
+    """SQLite takes a chunk's rows in as few statements as its variable limit allows;
+    with a small limit, each statement still gives every row its values, its constants
+    and (for cards) its own member."""
+    monkeypatch.setattr(customers, "_sqlite_variables", lambda connection: 23)
+    mobiles = [f"1380013{i:04d}" for i in range(9)]
+    run = run_import([row(m, f"Name {i}", "Member" if i % 2 else "Customer",
+                          born=f"1990-01-{i + 1:02d}") for i, m in enumerate(mobiles)])
+    assert (run.imported, run.failed) == (9, 0)
+    for i, m in enumerate(mobiles):
+        member = member_by("+86" + m)
+        assert (member.full_name, member.born_on, member.enroll_source, member.status) == (
+            f"Name {i}", date(1990, 1, i + 1), "import", "normal")
+        assert [card.member_id for card in member.cards] == ([member.id] if i % 2 else [])
+        assert member.is_member == bool(i % 2)
+
+
 def test_each_bad_value_fails_its_row_and_the_good_rows_still_go_in(gold):
     run = run_import([
         row("12345"),
