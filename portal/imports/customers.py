@@ -9,7 +9,9 @@ file, bad rows are kept with their values and why, for a file staff fix and uplo
 
 Rows go in chunks: per chunk one SELECT of the numbers already on file and bulk INSERTs,
 committed together with the run's counts and `progress`, so memory stays flat and a run
-whose worker died is resumed by the minute sweep exactly where it stopped.
+whose worker died is resumed by the minute sweep exactly where it stopped. Chunks are
+checked a column at a time, and written in order by a thread of the job's own while the
+next chunk is checked (`_ChunkWriter`).
 """
 from __future__ import annotations
 
