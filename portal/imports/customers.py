@@ -15,6 +15,7 @@ next chunk is checked (`_ChunkWriter`).
 """
 from __future__ import annotations
 
+import contextvars
 import gc
 import logging
 import queue
@@ -654,8 +655,14 @@ def process(session: Session, run_id: int, *, chunk: int | None = None) -> bool:
             run.columns = list(rows.header)
             run.rows_total = rows.size
     session.rollback()
-    # Rows of chunks already committed: only their numbers, for duplicates in the file.
+    # Rows of chunks already committed: only the numbers of those that did not fail, for
+    # duplicates in the file (a failed row's number is free for a later row, as in a run
+    # that was never stopped).
+    failed_rows = set(session.scalars(select(CustomerImportFailure.row).where(
+        CustomerImportFailure.import_id == run_id))) if done else set()
     for number, values in islice(rows.rows, done):
+        if number in failed_rows:
+            continue
         raw = values[index["mobile"]] if index["mobile"] < len(values) else ""
         try:
             ctx.seen.setdefault(mobile(raw, ctx.region), number)
@@ -682,8 +689,9 @@ class _ChunkWriter:
 
     The session is handed over, not shared: between `with` and its end only this thread
     uses it. The first failure stops the writing; the chunks queued after it are dropped,
-    and the `with` block re-raises it once the thread has ended (or leaves the block's own
-    exception, after the chunks already queued are written). `lost`: another worker took the
+    and the `with` block re-raises it once the thread has ended. When the block raises its
+    own exception, the chunks already queued are written first, and a failure of the
+    writer's is logged, the block's exception going on. `lost`: another worker took the
     run over and nothing more was written."""
 
     def __init__(self, session: Session, run_id: int, done: int, policy: str):
@@ -693,7 +701,9 @@ class _ChunkWriter:
         self._failure: BaseException | None = None
         # One chunk waiting beside the one being written: memory stays at a few chunks.
         self._chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._write_all, daemon=True,
+        # In the job's context: its log fields and app context go with it.
+        self._thread = threading.Thread(target=contextvars.copy_context().run,
+                                        args=(self._write_all,), daemon=True,
                                         name=f"customer-import-{run_id}")
 
     def __enter__(self) -> _ChunkWriter:
@@ -710,8 +720,11 @@ class _ChunkWriter:
     def __exit__(self, kind, _value, _traceback) -> None:
         self._chunks.put(None)
         self._thread.join()
-        if kind is None and self._failure is not None:
-            raise self._failure
+        if self._failure is not None:
+            if kind is None:
+                raise self._failure
+            log.error("customer import %s: writing failed too", self._run_id,
+                      exc_info=self._failure)
 
     def _write_all(self) -> None:
         while (chunk := self._chunks.get()) is not None:
@@ -893,7 +906,8 @@ def _bulk_insert(session: Session, table, constants: dict, columns: dict[str, li
     if by_key and dialect.name != "sqlite":
         for name, key in by_key.items():
             ids = dict(_where_in(session, (key, key.table.c.id), key, list(set(columns[name]))))
-            columns = {**columns, name: list(map(ids.__getitem__, columns[name]))}
+            # A key not on file gives None, refused by the column, as on SQLite.
+            columns = {**columns, name: list(map(ids.get, columns[name]))}
         by_key = None
 
     def processor(name: str):
@@ -934,7 +948,8 @@ def _insert_on_sqlite(connection, table, values: dict[str, list], fixed: dict,
             continue
         alias = f"k{len(joins)}"
         picked.append(f"{alias}.{quote(key.table.c.id.name)}")
-        joins.append(f" JOIN {quote(key.table.name)} AS {alias} "
+        # LEFT: a key not on file gives NULL, refused by the column, not a row dropped.
+        joins.append(f" LEFT JOIN {quote(key.table.name)} AS {alias} "
                      f"ON {alias}.{quote(key.name)} = v.column{n}")
     picked += repeat("?", len(fixed))
     names = ", ".join(quote(table.c[name].name) for name in (*values, *fixed))

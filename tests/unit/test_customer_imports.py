@@ -9,6 +9,7 @@ import pytest
 import xlsxwriter
 from python_calamine import CalamineWorkbook
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from portal import clock
 from portal.db import db, transaction
@@ -101,6 +102,17 @@ def test_rows_split_over_several_statements_keep_their_own_values(gold, monkeypa
             f"Name {i}", date(1990, 1, i + 1), "import", "normal")
         assert [card.member_id for card in member.cards] == ([member.id] if i % 2 else [])
         assert member.is_member == bool(i % 2)
+
+
+def test_a_card_for_a_number_not_on_file_is_refused_not_dropped(gold, session):
+    """Cards name their member by mobile; one that names nobody fails the chunk rather
+    than vanish from it."""
+    member = MemberFactory()
+    tier = session.scalar(select(Tier).where(Tier.plan_id == gold.id, Tier.name == "VIP"))
+    with pytest.raises(IntegrityError), transaction(session):
+        customers._insert_cards(session, [(member.mobile, gold.id, tier.id),
+                                          ("+8613999999999", gold.id, tier.id)], clock.now())
+    assert count(MemberCard) == 0
 
 
 def test_each_bad_value_fails_its_row_and_the_good_rows_still_go_in(gold):
@@ -352,6 +364,53 @@ def test_a_run_interrupted_after_its_first_chunk_resumes_without_duplicates(
     assert (run.status, run.progress, run.imported, run.failed) == ("done", 6, 5, 1)
     assert "already in row 2" in errors(run)[7]
     assert count(Member) == 5 and count(MemberCard) == 2
+
+
+def test_a_resumed_run_lets_a_later_row_have_the_number_of_a_row_that_failed(
+        gold, monkeypatch):
+    """As in a run never stopped: the first row fails (its e-mail), so the third, with the
+    same number, is imported, even when the run stopped between the two."""
+    real = customers._write
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker died")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(customers, "CHUNK", 2)
+    monkeypatch.setattr(customers, "_write", dying)
+    run = run_import([row("13800138000", email="not an address"), row("13800138001"),
+                      row("13800138000", "the good twin")])
+    assert (run.status, run.progress, run.imported, run.failed) == ("running", 2, 1, 1)
+    monkeypatch.setattr(customers, "_write", real)
+    clock.advance(customers.STALE_AFTER + timedelta(seconds=1))
+    assert customers.resume_stalled(db.session) == 1
+    db.session.expire_all()
+    run = db.session.get(CustomerImport, run.id)
+    assert (run.status, run.imported, run.failed) == ("done", 2, 1)
+    assert member_by("+8613800138000").full_name == "the good twin"
+
+
+def test_a_writer_failure_is_logged_when_checking_fails_too(gold, monkeypatch, caplog):
+    monkeypatch.setattr(customers, "CHUNK", 1)
+    real_check = customers._check
+
+    def broken_write(*args, **kwargs):
+        raise RuntimeError("writer broke")
+
+    def broken_check(ctx, batch):
+        if batch[0][0] > 3:
+            raise ValueError("checking broke")
+        return real_check(ctx, batch)
+
+    monkeypatch.setattr(customers, "_write", broken_write)
+    monkeypatch.setattr(customers, "_check", broken_check)
+    run = run_import([row(f"1380013800{i}") for i in range(4)])
+    assert (run.status, run.progress) == ("running", 0)
+    (record,) = [r for r in caplog.records if "writing failed too" in r.getMessage()]
+    assert "writer broke" in str(record.exc_info[1])
 
 
 def test_a_run_another_worker_holds_is_not_processed_twice(gold):
