@@ -123,8 +123,9 @@ def test_written_numbers_and_dates_stay_typed(app, tmp_path):
                                                "0012"]
 
 
-@pytest.mark.parametrize("offset", range(-3, 2))
-@pytest.mark.parametrize("tag", [b"<f>1+1</f>", b'<f t="shared" si="0"/>'])
+@pytest.mark.parametrize("offset", range(-20, 2))
+@pytest.mark.parametrize("tag", [b"<f>1+1</f>", b'<f t="shared" si="0"/>', b"<f\n>1</f>",
+                                 b"<x:f>1+1</x:f>", b"<sheet.main-1:f/>"])
 def test_a_formula_is_found_wherever_it_falls_in_the_inflated_sheet(app, tmp_path, offset,
                                                                     tag):
     """The sheet is scanned in 64 KiB pieces: a tag across two of them is found too."""
@@ -140,9 +141,10 @@ def test_a_formula_is_found_wherever_it_falls_in_the_inflated_sheet(app, tmp_pat
         xlsx.check_file(path, refuse_formulas=True)
 
 
-def test_tags_that_only_start_like_a_formula_are_not_one(app, tmp_path):
+def test_tags_and_text_that_only_look_like_a_formula_are_not_one(app, tmp_path):
     path = tmp_path / "filters.xlsx"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/worksheets/sheet1.xml", b"<worksheet><autoFilter><filterColumn "
-                         b'colId="0"/></autoFilter><font/></worksheet>')
+                         b'colId="0"/></autoFilter><font/><c><is><t>Note:f &lt;f '
+                         b"x:f></t></is></c></worksheet>")
     xlsx.check_file(path, refuse_formulas=True)
