@@ -337,8 +337,8 @@ def test_unknown_policy_is_refused(gold):
         run_import([row()], policy="merge")
 
 
-def test_a_run_interrupted_after_its_first_chunk_resumes_without_duplicates(
-        gold, monkeypatch):
+def die_on_second_chunk(monkeypatch):
+    """Chunks of 2 rows, and the worker dies writing the second; gives the real writer."""
     real = customers._write
     calls = {"n": 0}
 
@@ -350,6 +350,12 @@ def test_a_run_interrupted_after_its_first_chunk_resumes_without_duplicates(
 
     monkeypatch.setattr(customers, "CHUNK", 2)
     monkeypatch.setattr(customers, "_write", dying)
+    return real
+
+
+def test_a_run_interrupted_after_its_first_chunk_resumes_without_duplicates(
+        gold, monkeypatch):
+    real = die_on_second_chunk(monkeypatch)
     rows = [row(f"1380013800{i}", kind="Member" if i % 2 else "") for i in range(5)]
     rows.append(row("13800138000", "duplicate of the first"))
     run = run_import(rows)
@@ -370,17 +376,7 @@ def test_a_resumed_run_lets_a_later_row_have_the_number_of_a_row_that_failed(
         gold, monkeypatch):
     """As in a run never stopped: the first row fails (its e-mail), so the third, with the
     same number, is imported, even when the run stopped between the two."""
-    real = customers._write
-    calls = {"n": 0}
-
-    def dying(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("worker died")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(customers, "CHUNK", 2)
-    monkeypatch.setattr(customers, "_write", dying)
+    real = die_on_second_chunk(monkeypatch)
     run = run_import([row("13800138000", email="not an address"), row("13800138001"),
                       row("13800138000", "the good twin")])
     assert (run.status, run.progress, run.imported, run.failed) == ("running", 2, 1, 1)
